@@ -1,0 +1,3 @@
+from invobench.cli import main
+
+main()
