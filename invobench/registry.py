@@ -13,8 +13,11 @@ from typing import Callable, Optional
 
 import torch
 
-FAMILIES = ("involution", "conv", "attention")
-LEVELS = ("op", "layer")
+FAMILIES = ("involution", "conv", "attention", "model")
+LEVELS = ("op", "layer", "model")
+#: fwd: forward only (inference for models); bwd: backward over a retained graph with a fixed grad_out;
+#: fwd+bwd: both; train: forward + backward + optimizer update (workloads with a `train_step`)
+PASSES = ("fwd", "bwd", "fwd+bwd", "train")
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda")
 
@@ -82,6 +85,8 @@ class Workload:
     fn: Callable[[], torch.Tensor]
     inputs: list[torch.Tensor]
     module: Optional[torch.nn.Module] = None
+    #: forward + backward + optimizer update, for the "train" pass (models)
+    train_step: Optional[Callable[[], None]] = None
 
 
 def device_reasons(device: str) -> list[str]:
@@ -109,6 +114,8 @@ class Variant:
     requirements: Callable[[], list[str]] = field(default=lambda: [], repr=False)
     #: case-specific limits beyond device/dtype/level (max K, shapes, ...)
     case_reasons: Callable[[Case], list[str]] = field(default=lambda case: [], repr=False)
+    #: facts recorded with each result of this variant for a case (e.g. the autotuned block configuration)
+    info: Callable[[Case], dict] = field(default=lambda case: {}, repr=False)
 
     @property
     def key(self) -> str:

@@ -80,6 +80,7 @@ def register_involution_variant(
     description: str,
     requirements: Callable[[], list[str]] = lambda: [],
     case_reasons: Callable[[Case], list[str]] = lambda case: [],
+    info: Callable[[Case], dict] = lambda case: {},
 ) -> Variant:
     """Define the custom op for an implementation and register it as `involution.<name>`."""
     APPLY[name] = define_involution_op(name, forward, backward)
@@ -95,6 +96,7 @@ def register_involution_variant(
             build=_build(name),
             requirements=requirements,
             case_reasons=lambda case: involution_case_reasons(case) + case_reasons(case),
+            info=info,
         )
     )
 

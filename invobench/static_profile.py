@@ -1,0 +1,66 @@
+"""Static (no-GPU) kernel resource figures from ptxas: registers, shared memory, spills.
+
+Backends provide `static_profiles(archs, dtypes) -> list[StaticKernelProfile]`; `invobench profile
+--static` gathers them from every provider listed in PROVIDERS that is importable.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+#: module paths exposing `static_profiles(archs: list[int], dtypes: list[str]) -> list[StaticKernelProfile]`
+PROVIDERS = ["invobench.ops.involution.triton_static", "invobench.ops.involution.cuda_static"]
+
+
+@dataclass
+class StaticKernelProfile:
+    backend: str          # "triton" | "cuda"
+    kernel: str           # e.g. "involution_fwd", "involution_bwd_input"
+    config: str           # block configuration / template parameters, e.g. "BLOCK_W=64 num_warps=4" or "K=7"
+    arch: str             # "sm_80", "sm_90"
+    dtype: str            # "float32", "bfloat16", ...
+    registers: Optional[int]
+    shared_bytes: Optional[int]
+    spill_store_bytes: Optional[int]
+    spill_load_bytes: Optional[int]
+    stack_bytes: Optional[int] = None
+    error: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_PTXAS_PATTERNS = {
+    "registers": re.compile(r"Used (\d+) registers"),
+    "shared_bytes": re.compile(r"(\d+) bytes smem"),
+    "spill_store_bytes": re.compile(r"(\d+) bytes spill stores"),
+    "spill_load_bytes": re.compile(r"(\d+) bytes spill loads"),
+    "stack_bytes": re.compile(r"(\d+) bytes stack frame"),
+}
+
+
+def parse_ptxas_verbose(text: str) -> dict[str, Optional[int]]:
+    """Pull the figures of one function out of `ptxas -v` output (first match of each)."""
+    out: dict[str, Optional[int]] = {}
+    for key, pattern in _PTXAS_PATTERNS.items():
+        m = pattern.search(text)
+        out[key] = int(m.group(1)) if m else (0 if key != "registers" else None)
+    return out
+
+
+def collect(archs: list[int], dtypes: list[str]) -> tuple[list[StaticKernelProfile], list[str]]:
+    """All providers' profiles, plus a note per provider that could not run (missing module or tool)."""
+    profiles, notes = [], []
+    for path in PROVIDERS:
+        try:
+            module = importlib.import_module(path)
+        except ImportError as exc:
+            notes.append(f"{path}: not available ({exc})")
+            continue
+        try:
+            profiles += module.static_profiles(archs, dtypes)
+        except Exception as exc:  # a provider's tool (ptxas, nvcc) missing or failing must not hide the others
+            notes.append(f"{path}: {type(exc).__name__}: {exc}")
+    return profiles, notes
