@@ -1,0 +1,98 @@
+"""The environment fingerprint recorded with every run: enough to trace a number to a machine and a commit."""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+import invobench
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _version(package: str) -> Optional[str]:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_info(root: Path = REPO_ROOT) -> dict:
+    """Commit and dirty flag of the source tree invobench runs from (None outside a git checkout)."""
+
+    def run(*args) -> Optional[str]:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def cuda_info() -> dict:
+    if not torch.cuda.is_available():
+        return {"available": False, "torch_cuda": torch.version.cuda, "devices": []}
+    devices = []
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        devices.append({
+            "name": props.name, "capability": f"{props.major}.{props.minor}",
+            "memory_bytes": props.total_memory, "multiprocessors": props.multi_processor_count,
+        })
+    driver = None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        driver = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {"available": True, "torch_cuda": torch.version.cuda, "driver": driver, "devices": devices}
+
+
+def fingerprint() -> dict:
+    """Versions, devices, CPU, threads, OS, Python, git commit and time, as one JSON-able dict."""
+    return {
+        "invobench": invobench.__version__,
+        "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git": git_info(),
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "cpu": {
+            "model": cpu_model(),
+            "machine": platform.machine(),
+            "logical_cores": os.cpu_count(),
+            "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        },
+        "torch": {
+            "version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "mkldnn": torch.backends.mkldnn.is_available(),
+            "openmp": torch.backends.openmp.is_available(),
+        },
+        "cuda": cuda_info(),
+        "packages": {name: _version(name) for name in ("triton", "numpy", "fvcore", "cupy-cuda13x", "cuda-core")},
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TRITON_INTERPRET", "CUDA_VISIBLE_DEVICES")
+                if k in os.environ},
+    }
