@@ -1,0 +1,187 @@
+"""The `cpu` involution variant: a C++/OpenMP kernel (csrc/involution_cpu.cpp), compiled at first use.
+
+The extension is built by torch.utils.cpp_extension the first time the variant runs and cached in
+torch's extensions directory (`$TORCH_EXTENSIONS_DIR`, default ~/.cache/torch_extensions), under a
+name that hashes the source, the compiler flags, the compiler, torch's version and this CPU's
+feature flags: editing the kernel rebuilds it, and a home directory shared between machines with
+different CPUs never loads a `-march=native` build on a CPU that lacks its instructions.
+Importing this module needs no compiler; a missing one makes the variant unavailable with a reason.
+Inputs that are not NCHW-contiguous (channels_last, slices) are copied with `.contiguous()` first.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import torch
+
+from invobench.ops.involution import register_involution_variant
+from invobench.registry import Case
+from invobench.shapes import check_involution_args
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "involution_cpu.cpp"
+DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+
+def _arch_flags() -> list[str]:
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i686"):
+        return ["-march=native"]
+    if machine in ("aarch64", "arm64"):
+        return ["-mcpu=native"]
+    return []
+
+
+#: -ffp-contract=fast: torch builds with -std=c++17 (ISO mode), where GCC would otherwise not fuse a·b+c into FMA
+CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=fast", *_arch_flags()]
+LDFLAGS = ["-fopenmp"]
+
+
+def _compiler() -> str:
+    return os.environ.get("CXX", "c++")  # what torch.utils.cpp_extension invokes
+
+
+def _cpu_features() -> str:
+    """This CPU's feature flags (what -march=native compiles for)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()}"
+
+
+def extension_name() -> str:
+    """`invobench_involution_cpu_<hash>` of source, flags, compiler, torch version and CPU features."""
+    digest = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), _compiler().encode(),
+                 torch.__version__.encode(), _cpu_features().encode()):
+        digest.update(part)
+        digest.update(b"\0")
+    return f"invobench_involution_cpu_{digest.hexdigest()[:16]}"
+
+
+def requirements() -> list[str]:
+    """Why the extension can't be built here (checked without building it)."""
+    reasons = []
+    if shutil.which(_compiler()) is None:
+        reasons.append(f"no C++ compiler found ({_compiler()!r} is not on PATH; install g++ or set CXX)")
+    if shutil.which("ninja") is None:
+        reasons.append("ninja not found on PATH (torch.utils.cpp_extension needs it; pip install ninja)")
+    if _build_error() is not None:
+        reasons.append(f"building the C++ extension failed: {_build_error()}")
+    return reasons
+
+
+_BUILD: dict = {"library": None, "error": None}
+_DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
+_STATUS = {1: "invalid arguments", 2: "out of memory for the per-thread scratch buffers"}
+
+
+def _build_error() -> str | None:
+    return _BUILD["error"]
+
+
+def library() -> ctypes.CDLL:
+    """The compiled kernel library (built on first call, then loaded from the cache)."""
+    if _BUILD["library"] is not None:
+        return _BUILD["library"]
+    if _BUILD["error"] is not None:
+        raise RuntimeError(f"involution.cpu is unavailable: building the C++ extension failed: {_BUILD['error']}")
+    from torch.utils import cpp_extension
+
+    name = extension_name()
+    log.info("loading or building %s from %s", name, SOURCE)
+    try:
+        # is_python_module=False: a plain shared library (C ABI, no pybind11), loaded into this process
+        path = cpp_extension.load(
+            name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS, is_python_module=False
+        )
+        lib = ctypes.CDLL(path)
+    except Exception as exc:  # compiler errors surface as RuntimeError/CalledProcessError; keep the first line
+        _BUILD["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise
+    args = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    for fn in ("invobench_involution_forward", "invobench_involution_grad_input", "invobench_involution_grad_kernel"):
+        getattr(lib, fn).argtypes = args
+        getattr(lib, fn).restype = ctypes.c_int
+    lib.invobench_involution_build_info.restype = ctypes.c_char_p
+    _BUILD["library"] = lib
+    return lib
+
+
+def build_info() -> str:
+    """SIMD width and blocking of the loaded build, e.g. 'isa=avx2 vector_bytes=32 block=8 openmp=201511'."""
+    return library().invobench_involution_build_info().decode()
+
+
+def _launch(fn: str, x: torch.Tensor, G: int, kernel_size: int, stride: int, dilation: int,
+            a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    B, C, H, W = x.shape
+    shape = (ctypes.c_int64 * 8)(B, C, H, W, G, kernel_size, stride, dilation)
+    status = getattr(library(), f"invobench_involution_{fn}")(
+        _DTYPE_CODES[x.dtype], shape, torch.get_num_threads(), a.data_ptr(), b.data_ptr(), out.data_ptr()
+    )
+    if status:
+        raise RuntimeError(f"involution.cpu {fn} failed: {_STATUS.get(status, f'status {status}')}")
+
+
+def _check(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int, dilation: int) -> int:
+    G = check_involution_args(x, kernel, kernel_size, stride, dilation)
+    if x.device.type != "cpu":
+        raise ValueError(f"x is on {x.device}; involution.cpu runs on CPU tensors only")
+    if x.dtype not in _DTYPE_CODES:
+        raise TypeError(f"x.dtype={x.dtype} is not supported by involution.cpu (supports: {', '.join(DTYPES)})")
+    return G
+
+
+def involution_cpu(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1, dilation: int = 1) -> torch.Tensor:
+    """Spec §1 forward on the C++ kernel; non-NCHW-contiguous inputs are copied first, output is NCHW-contiguous."""
+    G = _check(x, kernel, kernel_size, stride, dilation)
+    x, kernel = x.contiguous(), kernel.contiguous()
+    B, C, _, _ = x.shape
+    out = x.new_empty(B, C, kernel.shape[3], kernel.shape[4])
+    if out.numel():
+        _launch("forward", x, G, kernel_size, stride, dilation, x, kernel, out)
+    return out
+
+
+def involution_cpu_backward(
+    grad_out: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1, dilation: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad_x, grad_kernel) of spec §1 on the C++ kernel, both contiguous."""
+    G = _check(x, kernel, kernel_size, stride, dilation)
+    B, C, _, _ = x.shape
+    expected = (B, C, kernel.shape[3], kernel.shape[4])
+    if tuple(grad_out.shape) != expected or grad_out.dtype != x.dtype:
+        raise ValueError(f"grad_out has shape {tuple(grad_out.shape)} and dtype {grad_out.dtype}; expected {expected} {x.dtype}")
+    grad_out, x, kernel = grad_out.contiguous(), x.contiguous(), kernel.contiguous()
+    grad_x, grad_kernel = torch.empty_like(x), torch.empty_like(kernel)
+    if grad_out.numel():
+        _launch("grad_input", x, G, kernel_size, stride, dilation, grad_out, kernel, grad_x)
+        _launch("grad_kernel", x, G, kernel_size, stride, dilation, grad_out, x, grad_kernel)
+    else:
+        grad_x.zero_(), grad_kernel.zero_()
+    return grad_x, grad_kernel
+
+
+def _info(case: Case) -> dict:
+    info = {"threads": torch.get_num_threads(), "extension": extension_name(), "cflags": " ".join(CFLAGS)}
+    if _BUILD["library"] is not None:
+        info["build"] = build_info()
+    return info
+
+
+register_involution_variant(
+    "cpu", involution_cpu, involution_cpu_backward, devices=("cpu",), dtypes=DTYPES,
+    description="C++/OpenMP kernel: SIMD along W, each kernel value reused across its group's channels",
+    requirements=requirements, info=_info,
+)
