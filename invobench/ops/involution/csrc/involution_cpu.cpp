@@ -226,8 +226,25 @@ inline int64_t blocks_per_image(int64_t images, int64_t rows, int nthreads) {
 // Copy `n` values to acc precision, then zero up to `n_total`.
 template <typename T, typename A>
 inline void stage(A* dst, const T* src, int64_t n, int64_t n_total) {
-  for (int64_t k = 0; k < n; ++k) dst[k] = widen(src[k]);
-  for (int64_t k = n; k < n_total; ++k) dst[k] = A(0);
+  if constexpr (std::is_same<T, A>::value) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(A));
+  } else {
+    for (int64_t k = 0; k < n; ++k) dst[k] = widen(src[k]);
+  }
+  if (n_total > n) std::memset(dst + n, 0, static_cast<size_t>(n_total - n) * sizeof(A));
+}
+
+// Prefetch `rows` rows of `n` elements, `stride` elements apart. A row step touches K² + Cg rows of
+// different planes at once, more streams than the hardware prefetchers follow, so the next step's
+// rows are requested while this one computes.
+template <typename T>
+inline void prefetch_rows(const T* p, int64_t n, int64_t stride, int64_t rows) {
+  const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+  for (int64_t r = 0; r < rows; ++r) {
+    const char* q = reinterpret_cast<const char*>(p + r * stride);
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(q + b, 0, 3);
+    __builtin_prefetch(q + bytes - 1, 0, 3);
+  }
 }
 
 // Store `count` (≤ one vector) lanes of `v` to dst[k·step].
@@ -322,7 +339,7 @@ struct InputRing {
       A* dst = buf + c * cstride + slot_offset(r);
       const T* src = x_group + (c * g.H + r) * g.W;
       if (g.s == 1) {
-        for (int64_t k = 0; k < g.p; ++k) dst[k] = A(0);
+        std::memset(dst, 0, static_cast<size_t>(g.p) * sizeof(A));
         stage(dst + g.p, src, g.W, L - g.p);
       } else {
         for (int64_t ph = 0; ph < g.s; ++ph) {
@@ -346,8 +363,12 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
   const int64_t nblk = blocks_per_image(images, g.Ho, nthreads);
   const int64_t rows_per_blk = ceil_div(g.Ho, nblk);
   const int64_t plane = g.Ho * g.Wo;
+  // fp32/double read w in place; only a partial last vector of a row is staged (zero-padded). 16-bit
+  // types stage whole rows, widened to fp32.
+  constexpr bool in_place = std::is_same<T, A>::value;
+  const int64_t full_end = in_place ? g.Wo / V::n * V::n : 0;  // vectors before this read w in place
   const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad);
-  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(g.KK * wo_pad) + 2 * Carver::bytes<int64_t>(g.KK), nthreads);
+  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(g.KK * wo_pad) + 3 * Carver::bytes<int64_t>(g.KK), nthreads);
   if (!scratch.ok()) return false;
 
 #pragma omp parallel num_threads(nthreads)
@@ -356,7 +377,9 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
     InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n));
     A* wbuf = carve.take<A>(g.KK * wo_pad);
     int64_t* xoff = carve.take<int64_t>(g.KK);
-    int64_t* woff = carve.take<int64_t>(g.KK);
+    int64_t* woff_buf = carve.take<int64_t>(g.KK);    // into wbuf
+    int64_t* woff_place = carve.take<int64_t>(g.KK);  // into w itself
+    const int64_t wbuf_stride = in_place ? V::n : wo_pad;
     typename V::type acc[kBlock];
 
 #pragma omp for schedule(dynamic, 1)
@@ -372,22 +395,32 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
         const int64_t r_lo = ho * g.s - g.p, r_hi = r_lo + (g.K - 1) * g.d;
         for (int64_t r = std::max(next_row, r_lo); r <= r_hi; ++r) ring.fill(xg, r);
         next_row = r_hi + 1;
-        for (int64_t tap = 0; tap < g.KK; ++tap) stage(wbuf + tap * wo_pad, wg + tap * plane + ho * g.Wo, g.Wo, wo_pad);
+        if (full_end < g.Wo) {
+          for (int64_t tap = 0; tap < g.KK; ++tap)
+            stage(wbuf + tap * wbuf_stride, wg + tap * plane + ho * g.Wo + full_end, g.Wo - full_end, wbuf_stride);
+        }
+        if (ho + 1 < h1) {
+          prefetch_rows(wg + (ho + 1) * g.Wo, g.Wo, plane, g.KK);
+          for (int64_t r = r_hi + 1; r <= std::min(r_hi + g.s, g.H - 1); ++r) prefetch_rows(xg + r * g.W, g.W, g.H * g.W, g.Cg);
+        }
         int nt = 0;
         for (int64_t i = 0; i < g.K; ++i) {
           const int64_t r = r_lo + i * g.d;
           if (r < 0 || r >= g.H) continue;
           for (int64_t j = 0; j < g.K; ++j) {
             xoff[nt] = ring.slot_offset(r) + ring.col_offset(j);
-            woff[nt] = (i * g.K + j) * wo_pad;
+            woff_buf[nt] = (i * g.K + j) * wbuf_stride;
+            woff_place[nt] = (i * g.K + j) * plane;
             ++nt;
           }
         }
         for (int64_t c0 = 0; c0 < g.Cg; c0 += kBlock) {
           const int cb = static_cast<int>(std::min<int64_t>(kBlock, g.Cg - c0));
           for (int64_t wv = 0; wv < g.Wo; wv += V::n) {
-            INVOBENCH_DISPATCH_BLOCK(cb, tap_sum, nt, xoff, woff, ring.buf + c0 * ring.cstride + wv,
-                                     wbuf + wv, ring.cstride, acc)
+            const bool place = wv < full_end;
+            const A* wp = place ? reinterpret_cast<const A*>(wg) + ho * g.Wo + wv : wbuf + (wv - full_end);
+            INVOBENCH_DISPATCH_BLOCK(cb, tap_sum, nt, xoff, place ? woff_place : woff_buf,
+                                     ring.buf + c0 * ring.cstride + wv, wp, ring.cstride, acc)
             const int64_t count = std::min<int64_t>(V::n, g.Wo - wv);
             for (int c = 0; c < cb; ++c) store_lanes<T, A>(og + (c0 + c) * plane + ho * g.Wo + wv, acc[c], count, 1);
           }
@@ -434,6 +467,10 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
         for (int64_t r = std::max(next_row, r_lo); r <= r_hi; ++r) ring.fill(xg, r);
         next_row = r_hi + 1;
         for (int64_t c = 0; c < g.Cg; ++c) stage(gbuf + c * wo_pad, gg + c * plane + ho * g.Wo, g.Wo, wo_pad);
+        if (ho + 1 < h1) {
+          prefetch_rows(gg + (ho + 1) * g.Wo, g.Wo, plane, g.Cg);
+          for (int64_t r = r_hi + 1; r <= std::min(r_hi + g.s, g.H - 1); ++r) prefetch_rows(xg + r * g.W, g.W, g.H * g.W, g.Cg);
+        }
         int nt = 0;
         for (int64_t i = 0; i < g.K; ++i) {
           const int64_t r = r_lo + i * g.d;
@@ -517,6 +554,10 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
       int64_t next_ho = std::max<int64_t>(0, ceil_div(y0 + g.p - (g.K - 1) * g.d, g.s));
       for (int64_t y = y0; y < y1; ++y) {
         const int64_t ho_hi = std::min(g.Ho - 1, floor_div(y + g.p, g.s));
+        if (ho_hi + 1 < g.Ho && y + 1 < y1) {
+          prefetch_rows(gg + (ho_hi + 1) * g.Wo, g.Wo, plane, g.Cg);
+          prefetch_rows(wg + (ho_hi + 1) * g.Wo, g.Wo, plane, g.KK);
+        }
         for (; next_ho <= ho_hi; ++next_ho) {
           const int64_t slot = (next_ho % slots) * Lg;
           for (int64_t c = 0; c < g.Cg; ++c) {
@@ -586,11 +627,19 @@ bool valid(const Geometry& g) {
          g.H >= 1 && g.W >= 1 && g.Ho >= 1 && g.Wo >= 1;
 }
 
+// Threads worth waking for a call: about 1M MACs each, so a small call does not pay a fork/join
+// (which, on a busy machine, can cost a scheduler time slice) for microseconds of work.
+int useful_threads(const Geometry& g, int nthreads) {
+  const int64_t macs = g.B * g.C * g.Ho * g.Wo * g.KK;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, macs >> 20)));
+}
+
 template <template <typename> class Kernel>
 int run(int dtype, const int64_t* shape, int nthreads, const void* a, const void* b, void* out) {
   const Geometry g = geometry_from(shape);
   if (!valid(g) || nthreads < 1) return kBadArgument;
   if (g.B == 0 || g.C == 0) return kOk;
+  nthreads = useful_threads(g, nthreads);
   bool ok = false;
   switch (dtype) {
     case kFloat32: ok = Kernel<float>::run(a, b, out, g, nthreads); break;

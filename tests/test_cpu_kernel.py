@@ -1,0 +1,182 @@
+"""The C++/OpenMP `cpu` involution variant (issue 9) against the float64 reference.
+
+Forward and backward (through the registered custom op and autograd) over the shapes kernels get
+wrong: odd H/W and W tails that are not a multiple of the SIMD width, stride 2 and 3, dilation 2,
+K ∈ {1, 3, 7, 11}, G = 1 and G = C, Cg not a multiple of the 8-channel block, batch 1, row blocks
+split across threads, channels_last and sliced inputs. float64/float32 are judged by the tolerance
+table; bf16/fp16 against 2× the error of the eager reference run in the same precision.
+The extension is compiled once for the module (~20 s on a busy 2-core machine; cached after).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from invobench.ops.involution import APPLY, involution, variant_for
+from invobench.ops.involution.reference import involution_reference, involution_reference_backward
+from invobench.registry import Case, get
+from invobench.shapes import out_size
+from invobench.testing import assert_close
+
+cpu = pytest.importorskip("invobench.ops.involution.cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_extension():
+    reasons = cpu.requirements()
+    if reasons:
+        pytest.skip("; ".join(reasons))
+    cpu.library()  # the first-use build, paid once here
+
+
+# (B, C, H, W, G, K, stride, dilation)
+SHAPES = {
+    "odd_hw_K3": (2, 8, 9, 11, 2, 3, 1, 1),
+    "K7_wide_tail": (1, 32, 13, 19, 2, 7, 1, 1),  # Cg = 16: two full channel blocks; W = 19: 2 vectors + tail
+    "K7_Cg12": (2, 24, 10, 9, 2, 7, 1, 1),  # Cg = 12: a full block and a block of 4
+    "K1_G1": (2, 5, 7, 6, 1, 1, 1, 1),
+    "K11_G_eq_C": (1, 6, 13, 12, 6, 11, 1, 1),
+    "stride2_K3": (1, 6, 11, 10, 3, 3, 2, 1),
+    "stride2_K7": (2, 16, 15, 17, 1, 7, 2, 1),
+    "stride3_K5": (1, 8, 14, 13, 2, 5, 3, 1),
+    "dilation2_K3": (2, 8, 12, 9, 4, 3, 1, 2),
+    "dilation2_stride2_K5": (1, 9, 16, 15, 3, 5, 2, 2),
+    "K1_stride2": (1, 4, 7, 8, 4, 1, 2, 1),
+    "tiny_image_K7": (1, 16, 3, 2, 1, 7, 1, 1),  # window far larger than the image
+    "row_blocks": (1, 16, 40, 23, 1, 5, 1, 1),  # one image: rows split into blocks over the threads
+}
+
+
+def _inputs(shape, seed=0):
+    B, C, H, W, G, K, s, d = shape
+    gen = torch.Generator().manual_seed(seed)
+    Ho, Wo = out_size(H, K, s, d), out_size(W, K, s, d)
+    x = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)
+    w = torch.randn(B, G, K * K, Ho, Wo, generator=gen, dtype=torch.float64) / K
+    gout = torch.randn(B, C, Ho, Wo, generator=gen, dtype=torch.float64)
+    return x, w, gout
+
+
+def _forward_backward(fn, x, w, gout):
+    x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    out = fn(x, w)
+    grad_x, grad_w = torch.autograd.grad(out, (x, w), gout.to(out.dtype))
+    return out.detach(), grad_x, grad_w
+
+
+def _reference(shape, x64, w64, g64):
+    K, s, d = shape[5:]
+    return (involution_reference(x64, w64, K, s, d), *involution_reference_backward(g64, x64, w64, K, s, d))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+def test_matches_float64_reference(shape, dtype):
+    K, s, d = shape[5:]
+    x64, w64, g64 = _inputs(shape)
+    ref = _reference(shape, x64, w64, g64)
+    apply = APPLY["cpu"]
+    got = _forward_backward(lambda x, w: apply(x, w, K, s, d), x64.to(dtype), w64.to(dtype), g64)
+    baseline = [None] * 3
+    if dtype in (torch.bfloat16, torch.float16):  # the eager reference run in the same low precision
+        baseline = _reference(shape, x64.to(dtype), w64.to(dtype), g64.to(dtype))
+    for name, a, r, b in zip(("out", "grad_x", "grad_kernel"), got, ref, baseline):
+        assert a.dtype == dtype
+        assert_close(f"{name} {dtype} {shape}", a, r, b)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 6, 7, 2, 3, 2, 1), (1, 4, 6, 7, 2, 3, 1, 2), (2, 3, 5, 6, 3, 3, 1, 1)],
+                         ids=["stride2", "dilation2", "G_eq_C"])
+def test_gradcheck_double(shape):
+    K, s, d = shape[5:]
+    x, w, _ = _inputs(shape)  # small: gradcheck perturbs every element
+    x.requires_grad_(), w.requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, w: APPLY["cpu"](x, w, K, s, d), (x, w), fast_mode=True)
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "sliced"])
+def test_non_contiguous_inputs(layout):
+    shape = (2, 16, 11, 12, 4, 7, 1, 1)
+    K, s, d = shape[5:]
+    x64, w64, g64 = _inputs(shape)
+    ref = _reference(shape, x64, w64, g64)
+    x, w = x64.float(), w64.float()
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    else:
+        wide = torch.zeros(*x.shape[:3], 2 * x.shape[3])
+        wide[..., ::2] = x
+        x = wide[..., ::2]  # the same values, every other column of a wider tensor
+        w = w.transpose(3, 4).contiguous().transpose(3, 4)
+        assert not x.is_contiguous() and not w.is_contiguous()
+    got = _forward_backward(lambda x, w: APPLY["cpu"](x, w, K, s, d), x, w, g64)
+    for name, a, r in zip(("out", "grad_x", "grad_kernel"), got, ref):
+        assert_close(f"{name} {layout}", a, r)
+
+
+def test_thread_count_does_not_change_bits():
+    shape = (2, 32, 33, 31, 2, 7, 1, 1)  # > 3M MACs, so the kernel does use 3 threads
+    K, s, d = shape[5:]
+    x, w, g = (t.float() for t in _inputs(shape))
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append((cpu.involution_cpu(x, w, K, s, d), *cpu.involution_cpu_backward(g, x, w, K, s, d)))
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
+
+
+def test_registered_and_chosen_by_auto():
+    spec = get("cpu", "involution")
+    case = Case(B=1, C=16, H=8, W=8, K=7, G=1)
+    assert spec.why_not(case) == []
+    assert "C=16 is not divisible by G=3" in " ".join(spec.why_not(case.replace(G=3)))
+    assert "device 'cuda' not supported" in " ".join(spec.why_not(case.replace(device="cuda")))
+    assert variant_for(torch.zeros(1), "auto") == "cpu"
+    info = spec.info(case)
+    assert info["threads"] == torch.get_num_threads() and info["build"].startswith("isa=")
+
+
+def test_flops_counted():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, w, _ = (t.float() for t in _inputs((2, 8, 9, 11, 2, 3, 1, 1)))
+    with FlopCounterMode(display=False) as counter:
+        APPLY["cpu"](x, w, 3, 1, 1)
+    assert counter.get_total_flops() == 2 * 2 * 8 * 9 * 11 * 9
+
+
+def test_bad_input_names_the_problem():
+    x = torch.randn(1, 8, 6, 6)
+    w = torch.randn(1, 2, 9, 6, 6)
+    with pytest.raises(ValueError, match="kernel_size=4 is even"):
+        involution(x, torch.randn(1, 2, 16, 5, 5), kernel_size=4, variant="cpu")
+    with pytest.raises(ValueError, match="not divisible by groups G=3"):
+        involution(x, torch.randn(1, 3, 9, 6, 6), kernel_size=3, variant="cpu")
+    with pytest.raises(ValueError, match=r"expected \(B, G, K\*K, Ho, Wo\) = \(1, 2, 9, 3, 3\)"):
+        involution(x, w, kernel_size=3, stride=2, variant="cpu")
+    with pytest.raises(TypeError, match="dtype mismatch"):
+        cpu.involution_cpu(x, w.double(), 3, 1, 1)
+    with pytest.raises(TypeError, match="not a floating-point dtype"):
+        cpu.involution_cpu(x.int(), w.int(), 3, 1, 1)
+    with pytest.raises(ValueError, match="grad_out has shape"):
+        cpu.involution_cpu_backward(torch.randn(1, 8, 5, 5), x, w, 3, 1, 1)
+
+
+def test_requirements_name_a_missing_compiler(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-invobench")
+    assert any("no C++ compiler found" in r for r in cpu.requirements())
+
+
+def test_cache_key_covers_source_flags_and_cpu(monkeypatch):
+    name = cpu.extension_name()
+    monkeypatch.setattr(cpu, "_cpu_features", lambda: "fpu sse sse2")  # another CPU
+    assert cpu.extension_name() != name
+    monkeypatch.undo()
+    monkeypatch.setattr(cpu, "CFLAGS", cpu.CFLAGS + ["-DEXTRA"])
+    assert cpu.extension_name() != name
