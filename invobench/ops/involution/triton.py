@@ -21,7 +21,7 @@ output element (forward), per input element (grad-input), per kernel element (gr
 loading its own kernel values and looping over taps (and channels) with no reuse across channels.
 
 Both autotune over a few block configurations, keyed on the case's shape and dtype, the first
-time a shape is seen on a GPU (under the interpreter the first configuration is used, untimed);
+time a shape is seen on a GPU (under the interpreter the widest configuration is used, untimed);
 `info(case)` reports the chosen configurations for each result.
 
 Layout: contiguous NCHW. Other layouts (channels_last included) are copied to NCHW with
