@@ -114,6 +114,8 @@ class Variant:
     requirements: Callable[[], list[str]] = field(default=lambda: [], repr=False)
     #: case-specific limits beyond device/dtype/level (max K, shapes, ...)
     case_reasons: Callable[[Case], list[str]] = field(default=lambda case: [], repr=False)
+    #: reasons the backward can't run a case although the forward can (e.g. FlexAttention on CPU)
+    backward_reasons: Callable[[Case], list[str]] = field(default=lambda case: [], repr=False)
     #: facts recorded with each result of this variant for a case (e.g. the autotuned block configuration)
     info: Callable[[Case], dict] = field(default=lambda case: {}, repr=False)
 
@@ -141,6 +143,8 @@ class Variant:
             reasons.append(f"dtype {case.dtype} not supported (supports: {', '.join(self.dtypes)})")
         if backward and not self.supports_backward:
             reasons.append("backward not implemented")
+        elif backward:
+            reasons += self.backward_reasons(case)
         reasons += self.case_reasons(case)
         return reasons
 

@@ -79,14 +79,20 @@ register(Variant(
     "unfold K×K windows of k and v, batched matmuls, masked softmax", _build("unfold"),
     case_reasons=attention_case_reasons,
 ))
+def flex_backward_reasons(case: Case) -> list[str]:
+    if case.device == "cpu":
+        return ["FlexAttention has no CPU backward in torch 2.13 (NotImplementedError); run bwd on CUDA"]
+    return []
+
+
 register(Variant(
     # No float64: FlexAttention computes scores in float32 internally (measured: 2e-7 off the float64 unfold form).
     "flex", "attention", ("op", "layer"), ("cpu", "cuda"), ("float32", "bfloat16", "float16"), True,
     "FlexAttention with a 2-D neighbourhood block mask, eager (materialises the score matrix)", _build("flex"),
-    case_reasons=attention_case_reasons,
+    case_reasons=attention_case_reasons, backward_reasons=flex_backward_reasons,
 ))
 register(Variant(
     "flex-compile", "attention", ("op", "layer"), ("cpu", "cuda"), ("float32", "bfloat16", "float16"), True,
     "FlexAttention with a 2-D neighbourhood block mask, torch.compile'd fused kernel", _build("flex-compile"),
-    case_reasons=attention_case_reasons,
+    case_reasons=attention_case_reasons, backward_reasons=flex_backward_reasons,
 ))

@@ -1,0 +1,30 @@
+# A new user runs `make bench` and `make test`; nothing else is needed on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.invobench-installed
+# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build on CPU machines.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: bench test test-all install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(PY) -m invobench check --variants involution.eager,involution.unfold,conv.depthwise,attention.unfold
+	$(PY) -m invobench count
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow and not gpu" -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache
