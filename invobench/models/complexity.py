@@ -1,0 +1,276 @@
+"""Model-level counts: the spec's analytic parameters and MACs, the published figures, and the
+counting convention the published RedNet/ResNet "FLOPs" were made with.
+
+Conventions (all per image unless a batch is given):
+- MACs (spec, fvcore): convolutions + linear + involution apply, multiply-accumulates; BN,
+  ReLU, pooling, additions and biases not counted. FLOPs = 2·MACs (FlopCounterMode).
+- "paper FLOPs": what mmcls's `tools/get_flops.py` prints (mmcv's `get_model_complexity_info`
+  on `extract_feat`, i.e. backbone + global pool, no classifier head), which is what the RedNet
+  README and mmcls's ResNet table report. mmcv's module hooks count conv MACs plus one op per
+  output element for a conv bias, 2 ops per element for an affine BN, one per ReLU output
+  element and one per pooling input element. The involution apply is not an mmcv module; the
+  RedNet figures include it as C·K²·Ho·Wo MACs per layer (see docs/models.md for the evidence).
+  `paper_flops` measures this convention with forward hooks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from invobench.models.resnet import EXPANSION, STAGE_DEPTHS, STAGE_STRIDES, STAGE_WIDTHS
+
+#: 224×224, the size every published figure is quoted at
+PUBLISHED_IMAGE_SIZE = 224
+
+
+@dataclass(frozen=True)
+class Published:
+    """Figures as printed by their source: params in millions, GFLOPs in G (MACs, 1e9)."""
+
+    params_m: Optional[float]
+    params_exact: Optional[int]
+    paper_gflops: Optional[float]  # mmcv convention (see module docstring), 2 decimals
+    fvcore_gmacs: Optional[float]  # spec/fvcore convention (torchvision's `_ops`), 3 decimals
+    source: str
+
+
+REDNET_SOURCE = "d-li14/involution README, ImageNet table (Params(M), FLOPs(G)); the CVPR 2021 paper gives them to 1 decimal"
+PUBLISHED: dict[str, Published] = {
+    "rednet26": Published(9.23, None, 1.73, None, REDNET_SOURCE),
+    "rednet38": Published(12.39, None, 2.22, None, REDNET_SOURCE),
+    "rednet50": Published(15.54, None, 2.71, None, REDNET_SOURCE),
+    "rednet101": Published(25.65, None, 4.74, None, REDNET_SOURCE),
+    "rednet152": Published(33.99, None, 6.79, None, REDNET_SOURCE),
+    "resnet50": Published(25.56, 25_557_032, 4.12, 4.089,
+                          "torchvision ResNet50_Weights meta (num_params, _ops); mmcls ResNet table (4.12 G)"),
+    "resnet101": Published(44.55, 44_549_160, 7.85, 7.801,
+                           "torchvision ResNet101_Weights meta (num_params, _ops); mmcls ResNet table (7.85 G)"),
+    "resnet152": Published(60.19, 60_192_808, 11.58, 11.514,
+                           "torchvision ResNet152_Weights meta (num_params, _ops); mmcls ResNet table (11.58 G)"),
+}
+#: ResNet-26/38 are not in torchvision or mmcls; the paper only gives them as percentages, so none is listed.
+
+
+# ---- analytic counts (spec §5) ---------------------------------------------------------------
+
+def conv_out(n: int, kernel_size: int, stride: int, padding: int) -> int:
+    """⌊(n + 2p − k)/s⌋ + 1."""
+    return (n + 2 * padding - kernel_size) // stride + 1
+
+
+def involution_layer_params(C: int, K: int, group_channels: int = 16, r: int = 4) -> int:
+    """C·C/r + 2·C/r + (C/r)·G·K² + G·K² with G = C/group_channels (spec §2)."""
+    Cr, G = C // r, C // group_channels
+    return C * Cr + 2 * Cr + Cr * G * K * K + G * K * K
+
+
+def involution_layer_macs_per_pixel(C: int, K: int, group_channels: int = 16, r: int = 4) -> int:
+    """C·C/r + (C/r)·G·K² + C·K²: reduce, span and apply, per output pixel (spec §2)."""
+    Cr, G = C // r, C // group_channels
+    return C * Cr + Cr * G * K * K + C * K * K
+
+
+@dataclass(frozen=True)
+class ModelCounts:
+    params: int
+    macs: int  # forward, spec convention, for the given batch
+    first_conv_macs: int  # the stem conv: its backward needs no grad_input (the image is not a leaf)
+
+    @property
+    def macs_bwd(self) -> int:
+        """Backward MACs: grad_input + grad_weight of every layer (2·fwd), less the stem conv's grad_input."""
+        return 2 * self.macs - self.first_conv_macs
+
+
+def bottleneck_net_counts(depth: int, involution: bool, H: int = PUBLISHED_IMAGE_SIZE, W: Optional[int] = None,
+                          B: int = 1, num_classes: int = 1000, stem_kernel_size: int = 3) -> ModelCounts:
+    """Parameters and forward MACs of ResNet-`depth` (involution=False) or RedNet-`depth` at B×3×H×W.
+
+    Every conv is counted as Cin·Cout/groups·k²·Ho·Wo, the involution layer as reduce + span +
+    apply at its output resolution, the classifier as 2048·num_classes (bias in params only).
+    """
+    W = H if W is None else W
+    if depth not in STAGE_DEPTHS:
+        raise ValueError(f"depth={depth} has no stage layout; valid depths: {', '.join(map(str, STAGE_DEPTHS))}")
+    params = macs = 0
+
+    def bn(c: int) -> int:
+        return 2 * c
+
+    h, w = conv_out(H, 3 if involution else 7, 2, 1 if involution else 3), conv_out(W, 3 if involution else 7, 2, 1 if involution else 3)
+    if involution:
+        first = 3 * 32 * 9 * h * w
+        params += 3 * 32 * 9 + bn(32) + involution_layer_params(32, stem_kernel_size) + bn(32) + 32 * 64 * 9 + bn(64)
+        macs += first + involution_layer_macs_per_pixel(32, stem_kernel_size) * h * w + 32 * 64 * 9 * h * w
+    else:
+        first = 3 * 64 * 49 * h * w
+        params += 3 * 64 * 49 + bn(64)
+        macs += first
+    h, w = conv_out(h, 3, 2, 1), conv_out(w, 3, 2, 1)  # max-pool
+    cin = 64
+    for width, stride, blocks in zip(STAGE_WIDTHS, STAGE_STRIDES, STAGE_DEPTHS[depth]):
+        cout = width * EXPANSION
+        for b in range(blocks):
+            s = stride if b == 0 else 1
+            ho, wo = conv_out(h, 3, s, 1), conv_out(w, 3, s, 1)
+            params += cin * width + bn(width) + bn(width) + width * cout + bn(cout)
+            macs += cin * width * h * w + width * cout * ho * wo
+            if involution:
+                params += involution_layer_params(width, 7)
+                macs += involution_layer_macs_per_pixel(width, 7) * ho * wo
+            else:
+                params += width * width * 9
+                macs += width * width * 9 * ho * wo
+            if b == 0 and (s != 1 or cin != cout):
+                params += cin * cout + bn(cout)
+                macs += cin * cout * ho * wo
+            cin, h, w = cout, ho, wo
+    params += cin * num_classes + num_classes
+    macs += cin * num_classes
+    return ModelCounts(params=params, macs=B * macs, first_conv_macs=B * first)
+
+
+# ---- the published convention, measured ---------------------------------------------------
+
+def _conv_ops(m: nn.Conv2d, inputs, output) -> int:
+    per_position = int(np.prod(m.kernel_size)) * m.in_channels * (m.out_channels // m.groups)
+    positions = output.shape[0] * int(np.prod(output.shape[2:]))
+    return per_position * positions + (m.out_channels * positions if m.bias is not None else 0)
+
+
+_MMCV_RULES = {
+    nn.Conv2d: _conv_ops,
+    nn.ReLU: lambda m, i, o: o.numel(),
+    nn.MaxPool2d: lambda m, i, o: i[0].numel(),
+    nn.AvgPool2d: lambda m, i, o: i[0].numel(),
+    nn.AdaptiveAvgPool2d: lambda m, i, o: i[0].numel(),
+    nn.BatchNorm2d: lambda m, i, o: i[0].numel() * (2 if m.affine else 1),
+    nn.Linear: lambda m, i, o: i[0].numel() * o.shape[-1],
+}
+
+
+@dataclass(frozen=True)
+class ShapeCounts:
+    """Counts of one 1×3×H×W forward measured on FakeTensors (shapes only, no arithmetic)."""
+
+    flop_counter_flops: int  # FlopCounterMode over the whole model (2·MACs: convs, linear, involution apply)
+    paper_flops: int  # mmcv's rules over `features` (backbone + global pool) + the involution apply
+
+
+def measure_shape_counts(model: nn.Module, H: int = PUBLISHED_IMAGE_SIZE, W: Optional[int] = None) -> ShapeCounts:
+    """FlopCounterMode and the published ("paper") convention from one forward of `model` on a FakeTensor image.
+
+    The paper convention is mmcv's module hooks (see the module docstring) on everything but the
+    classifier, plus C·K²·Ho·Wo MACs for each involution layer's apply (mmcv sees no module for it).
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from invobench.nn import Involution2d
+
+    W = H if W is None else W
+    rules = dict(_MMCV_RULES)
+    rules[Involution2d] = lambda m, i, o: o.shape[0] * o.shape[1] * int(np.prod(o.shape[2:])) * m.kernel_size ** 2
+    total = [0]
+
+    def hook(m, inputs, output):
+        if type(m) is not nn.Linear:  # the classifier head is outside mmcls's `extract_feat`
+            total[0] += int(rules[type(m)](m, inputs, output))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if type(m) in rules]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            image = mode.from_tensor(torch.empty(1, 3, H, W))
+            with FlopCounterMode(display=False) as counter:
+                model(image)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return ShapeCounts(flop_counter_flops=int(counter.get_total_flops()), paper_flops=total[0])
+
+
+def paper_flops(model: nn.Module, H: int = PUBLISHED_IMAGE_SIZE, W: Optional[int] = None) -> int:
+    """Ops of one H×W image under the convention of the published tables (see `measure_shape_counts`)."""
+    return measure_shape_counts(model, H, W).paper_flops
+
+
+# ---- the published-vs-measured table ------------------------------------------------------------
+
+#: tolerances of the comparison with the published figures (justified in docs/models.md)
+PARAMS_TOLERANCE_M = 0.01  # one unit in the last printed digit: 0.005 M rounding + the stem difference below
+PAPER_GFLOPS_ROUNDING = 0.005  # printed to 0.01 G
+FVCORE_REL_TOLERANCE = 0.03  # fvcore omits BN/ReLU/pooling (≈1-2 %) and counts the classifier (≈0.1 %)
+
+
+def stem_kernel_difference(H: int = PUBLISHED_IMAGE_SIZE, W: Optional[int] = None) -> tuple[int, int]:
+    """(params, paper-convention ops) a 7×7 stem involution adds over the spec's 3×3 one at H×W.
+
+    Span conv 8 → 2·K² (weights and bias) and the apply 32·K² per pixel, at the stem's H/2 × W/2.
+    """
+    W = H if W is None else W
+    pixels = conv_out(H, 3, 2, 1) * conv_out(W, 3, 2, 1)
+    G, Cr, C = 2, 8, 32
+    dk = 49 - 9
+    params = Cr * G * dk + G * dk
+    ops = pixels * (Cr * G * dk + G * dk + C * dk)  # span MACs + span bias adds (mmcv) + apply MACs
+    return params, ops
+
+
+def model_row(name: str, size: int = PUBLISHED_IMAGE_SIZE, fvcore: bool = True, stem_kernel_size: int = 3) -> dict:
+    """Measured params / MACs / FLOPs of model `name` at size×size beside the analytic and published figures."""
+    import warnings
+
+    from invobench.counting import fvcore_macs
+    from invobench.models import build_model, get_model_spec
+    from invobench.registry import Workload
+
+    spec = get_model_spec(name)
+    kwargs = {"stem_kernel_size": stem_kernel_size} if spec.involution else {}
+    # the apply's count is the custom op's formula whatever the implementation; eager needs no build step
+    model = build_model(name, "eager" if spec.involution else None, **kwargs).eval()
+    analytic = bottleneck_net_counts(spec.depth, spec.involution, size, size, stem_kernel_size=stem_kernel_size)
+    shape_counts = measure_shape_counts(model, size, size)
+    params = sum(p.numel() for p in model.parameters())
+    row: dict = {
+        "model": name, "stem_kernel_size": stem_kernel_size if spec.involution else None, "image": size,
+        "params": params, "params_analytic": analytic.params, "macs_analytic": analytic.macs,
+        "flop_counter_flops": shape_counts.flop_counter_flops, "paper_flops": shape_counts.paper_flops,
+        "fvcore_macs": None, "fvcore_reason": "not measured (--no-fvcore)" if not fvcore else "",
+    }
+    if fvcore:
+        image = torch.zeros(1, 3, size, size)
+
+        def forward() -> torch.Tensor:
+            with torch.no_grad():
+                return model(image)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            measured = fvcore_macs(Workload(forward, [image], module=model))
+        row["fvcore_macs"], row["fvcore_reason"] = measured.value, measured.reason
+    published = PUBLISHED.get(name) if size == PUBLISHED_IMAGE_SIZE else None
+    row.update(published_params_m=None, published_params_exact=None, published_paper_gflops=None,
+               published_fvcore_gmacs=None, source=None, params_delta_m=None, paper_gflops_delta=None,
+               fvcore_vs_published_pct=None, fvcore_vs_published_fvcore_pct=None)
+    if published is not None:
+        row.update(published_params_m=published.params_m, published_params_exact=published.params_exact,
+                   published_paper_gflops=published.paper_gflops, published_fvcore_gmacs=published.fvcore_gmacs,
+                   source=published.source)
+        if published.params_exact is not None:
+            row["params_delta_m"] = (params - published.params_exact) / 1e6
+        elif published.params_m is not None:
+            row["params_delta_m"] = round(params / 1e6 - published.params_m, 6)
+        if published.paper_gflops is not None:
+            row["paper_gflops_delta"] = round(shape_counts.paper_flops / 1e9 - published.paper_gflops, 6)
+        if row["fvcore_macs"] is not None and published.paper_gflops is not None:
+            row["fvcore_vs_published_pct"] = round(100 * (row["fvcore_macs"] / 1e9 / published.paper_gflops - 1), 3)
+        if row["fvcore_macs"] is not None and published.fvcore_gmacs is not None:
+            row["fvcore_vs_published_fvcore_pct"] = round(100 * (row["fvcore_macs"] / 1e9 / published.fvcore_gmacs - 1), 3)
+    return row
