@@ -664,11 +664,11 @@ table{border-collapse:collapse;font-size:12.5px} th,td{border:1px solid #e5e7eb;
 table.summary td{max-width:520px;word-break:break-word} table.summary tbody th{background:#f9fafb;white-space:nowrap}
 .ib-table .controls{display:flex;gap:8px;align-items:center;margin:6px 0;flex-wrap:wrap;font-size:13px}
 .ib-table input[type=search]{width:380px;padding:4px 6px;font-size:13px}
-.ib-table th{cursor:pointer;background:#f3f4f6;position:sticky;top:34px;user-select:none;white-space:nowrap}
+.ib-table th{cursor:pointer;background:#f3f4f6;position:sticky;top:0;z-index:1;user-select:none;white-space:nowrap}
 .ib-table th.sorted-asc::after{content:" ▲"} .ib-table th.sorted-desc::after{content:" ▼"}
 .ib-table td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .ib-table td.text{max-width:460px;word-break:break-word}
-.ib-table .wrap{overflow-x:auto}
+.ib-table .wrap{overflow:auto;max-height:70vh;border:1px solid #e5e7eb}
 td.status-ok{color:#166534} td.status-skipped{color:#6b7280} td.status-error,td.status-crashed,td.status-oom,td.status-timeout{color:#b91c1c;font-weight:600}
 td.status-regression,td.status-broken{color:#b91c1c;font-weight:600} td.status-improvement,td.status-fixed{color:#166534;font-weight:600}
 .plot{width:100%;min-height:300px}
