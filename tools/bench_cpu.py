@@ -1,0 +1,162 @@
+"""Standalone CPU measurement of the involution apply variants (issue 9), until `invobench run` takes over.
+
+    .venv/bin/python tools/bench_cpu.py                 # main shape + RedNet-50 paper shapes
+    .venv/bin/python tools/bench_cpu.py --quick         # main shape only
+    .venv/bin/python tools/bench_cpu.py --json out.json # also keep every sample
+
+For each case it times eager, unfold, compile (main shape only unless --compile-all: ~1 min of
+compilation per shape), the depthwise conv with the same MACs, and `cpu` at 1 and at all threads;
+forward, and backward over a retained graph with a fixed grad_out (spec §6). Variants are interleaved
+in a fresh random order every round; latency is the median of the rounds. The roofline is measured
+in the same run: copy bandwidth (fastest copy of a 256 MiB buffer, bytes = read + write) and matmul
+peak; bound = max(min_bytes / bandwidth, FLOPs / peak) with min_bytes of spec §1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from invobench.counting.formulas import (
+    conv_min_bytes_bwd, conv_min_bytes_fwd, involution_apply_macs, involution_min_bytes_bwd, involution_min_bytes_fwd,
+)
+from invobench.ops.involution import APPLY
+from invobench.ops.involution import cpu as cpu_variant
+from invobench.shapes import padding_for
+
+MAIN = (8, 256, 56, 7, 16)  # B, C, H=W, K, G
+PAPER = [(B, C, H, 7, C // 16) for B in (1, 8) for C, H in ((64, 56), (128, 28), (256, 14), (512, 7))]
+
+
+def measure_roofline(threads: int, reps: int) -> tuple[float, float]:
+    """(copy GB/s, matmul FLOP/s) at `threads`, fastest of `reps` samples each."""
+    torch.set_num_threads(threads)
+    src = torch.ones(64 * 2**20)
+    dst = torch.empty_like(src)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    copy_s, mm_s = [], []
+    for _ in range(reps):
+        copy_s.append(_time(lambda: dst.copy_(src)))
+        mm_s.append(_time(lambda: a @ b))
+    return 2 * src.numel() * 4 / min(copy_s) / 1e9, 2 * 1024**3 / min(mm_s)
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def make_calls(name: str, B: int, C: int, H: int, K: int, G: int):
+    """(forward, backward) zero-argument callables for one variant at one case; backward reuses one graph."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(B, C, H, H, generator=gen).requires_grad_()
+    if name == "depthwise":
+        weight = (torch.randn(C, 1, K, K, generator=gen) / K).requires_grad_()
+        fwd = lambda: F.conv2d(x, weight, padding=padding_for(K), groups=C)  # noqa: E731
+        leaves = (x, weight)
+    else:
+        kernel = (torch.randn(B, G, K * K, H, H, generator=gen) / K).requires_grad_()
+        apply = APPLY[name.split("@")[0]]
+        fwd = lambda: apply(x, kernel, K, 1, 1)  # noqa: E731
+        leaves = (x, kernel)
+    graph = {}
+
+    def bwd():
+        if "out" not in graph:
+            graph["out"] = fwd()
+            graph["gout"] = torch.randn_like(graph["out"])
+        torch.autograd.grad(graph["out"], leaves, graph["gout"], retain_graph=True)
+
+    def forward():
+        with torch.no_grad():
+            fwd()
+
+    return forward, bwd
+
+
+def run_case(case, variants, threads_all: int, reps: int) -> dict:
+    """Median fwd/bwd seconds of every variant at one case, interleaved in random order each round."""
+    B, C, H, K, G = case
+    calls = {}
+    for name in variants:
+        calls[name] = make_calls(name, B, C, H, K, G)
+    samples = {(name, p): [] for name in variants for p in ("fwd", "bwd")}
+    threads_of = lambda name: 1 if name.endswith("@1") else threads_all  # noqa: E731
+    for name, (f, b) in calls.items():  # warm-up: compiles, builds, first-touch allocations
+        torch.set_num_threads(threads_of(name))
+        f(), b()
+    order = [(name, p) for name in variants for p in ("fwd", "bwd")]
+    for _ in range(reps):
+        random.shuffle(order)
+        for name, p in order:
+            torch.set_num_threads(threads_of(name))
+            samples[(name, p)].append(_time(calls[name][0 if p == "fwd" else 1]))
+    torch.set_num_threads(threads_all)
+    return {f"{name} {p}": s for (name, p), s in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="main shape only")
+    parser.add_argument("--compile-all", action="store_true", help="time `compile` at every shape, not only the main one")
+    parser.add_argument("--json", help="write every sample here")
+    args = parser.parse_args()
+
+    threads = torch.get_num_threads()
+    cpu_variant.library()
+    print(f"torch {torch.__version__}, {threads} threads, cpu build: {cpu_variant.build_info()}")
+    record = {"threads": threads, "build": cpu_variant.build_info(), "cases": []}
+    cases = [MAIN] + ([] if args.quick else PAPER)
+    header = ("| B | C | H=W | G | pass | cpu@1 ms | cpu ms | 1→{t} scaling | eager ms | unfold ms | compile ms "
+              "| depthwise ms | bound ms | GB/s | % roofline | × best other |").format(t=threads)
+    rows = []
+    for case in cases:
+        B, C, H, K, G = case
+        base = ["eager", "unfold", "depthwise", "cpu", "cpu@1"]
+        variants = base + (["compile"] if case == MAIN or args.compile_all else [])
+        # the roofline brackets the case: measured before and after, the better kept
+        bw1, peak1 = measure_roofline(threads, 5)
+        result = run_case(case, variants, threads, args.reps)
+        med = {k: statistics.median(v) for k, v in result.items()}
+        bw2, peak2 = measure_roofline(threads, 5)
+        bw, peak = max(bw1, bw2), max(peak1, peak2)
+        macs = involution_apply_macs(B, C, H, H, K)
+        for p, flops, bytes_ in (
+            ("fwd", 2 * macs, involution_min_bytes_fwd(B, C, H, H, G, K, H, H, 4)),
+            ("bwd", 4 * macs, involution_min_bytes_bwd(B, C, H, H, G, K, H, H, 4)),
+        ):
+            bound = max(bytes_ / (bw * 1e9), flops / peak)
+            t_cpu = med[f"cpu {p}"]
+            others = [med[f"{v} {p}"] for v in ("eager", "unfold", "compile") if f"{v} {p}" in med]
+            fmt = lambda key: f"{med[key] * 1e3:.1f}" if key in med else "–"  # noqa: E731
+            rows.append(
+                f"| {B} | {C} | {H} | {G} | {p} | {fmt(f'cpu@1 {p}')} | {t_cpu * 1e3:.2f} "
+                f"| {med[f'cpu@1 {p}'] / t_cpu:.2f}× | {fmt(f'eager {p}')} | {fmt(f'unfold {p}')} "
+                f"| {fmt(f'compile {p}')} | {fmt(f'depthwise {p}')} | {bound * 1e3:.2f} | {bytes_ / t_cpu / 1e9:.1f} "
+                f"| {100 * bound / t_cpu:.0f}% | {min(others) / t_cpu:.0f}× |"
+            )
+            print(rows[-1], flush=True)
+        record["cases"].append({
+            "case": dict(zip("B C H K G".split(), case)), "copy_gbps": bw, "matmul_flops": peak,
+            "depthwise_min_bytes": {"fwd": conv_min_bytes_fwd(B, C, H, H, K, C, H, H, 4),
+                                    "bwd": conv_min_bytes_bwd(B, C, H, H, K, C, H, H, 4)},
+            "samples_s": result,
+        })
+        print(f"   (copy {bw:.1f} GB/s, matmul {peak / 1e9:.0f} GFLOP/s at {threads} threads)", flush=True)
+    print("\n" + header)
+    print("|" + "---|" * (header.count("|") - 1))
+    print("\n".join(rows))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(record, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
