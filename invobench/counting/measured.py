@@ -58,6 +58,9 @@ def flop_counter_flops(workload: Workload, backward: bool = False) -> MeasuredCo
             with FlopCounterMode(display=False) as counter:
                 out.backward(grad_out)
     except Exception as exc:  # e.g. flex_attention's higher-order op has no FlopCounterMode rule
+        # A failure inside dynamo's tracing (flex runs through it even in eager) leaves frames marked
+        # as skipped, and later calls of the same function fail; start dynamo afresh.
+        torch._dynamo.reset()
         return MeasuredCount(None, f"FlopCounterMode failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     by_op = {str(k): int(v) for k, v in counter.get_flop_counts().get("Global", {}).items()}
     return MeasuredCount(int(counter.get_total_flops()), by_op=by_op)
@@ -94,6 +97,7 @@ def fvcore_macs(workload: Workload) -> MeasuredCount:
             by_op = dict(analysis.by_operator())
             unsupported = dict(analysis.unsupported_ops())
     except Exception as exc:
+        torch._dynamo.reset()  # see flop_counter_flops
         return MeasuredCount(None, f"fvcore failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     reason = f"unsupported ops (not counted): {unsupported}" if unsupported else ""
     return MeasuredCount(total, reason, by_op)

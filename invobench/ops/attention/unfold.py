@@ -52,6 +52,7 @@ def neighborhood_attention_unfold(
         logits = logits + rpb_taps(rpb, kernel_size).to(logits.dtype)[None, :, None, :]
     valid = window_valid(H, W, kernel_size, stride, dilation, q.device).t()  # (L, K²)
     logits = logits.masked_fill(~valid, float("-inf"))
-    attn = torch.softmax(logits.float(), dim=-1).to(q.dtype)
+    # softmax in at least float32 (never downcast a float64 input)
+    attn = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1).to(q.dtype)
     out = (attn.unsqueeze(-2) @ windows(v)).squeeze(-2)  # (B, h, L, dh)
     return out.permute(0, 1, 3, 2).reshape(B, C, Ho, Wo)

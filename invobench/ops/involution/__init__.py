@@ -21,8 +21,9 @@ from invobench.shapes import check_involution_args, padding_for
 
 #: variant name -> callable(x, kernel, kernel_size, stride, dilation) (the custom op)
 APPLY: dict[str, Callable] = {}
-#: `variant="auto"` takes the first of these that can run the input
-AUTO_ORDER = ["triton", "cuda", "cpu", "eager"]
+#: `variant="auto"` takes the first of these that can run the input, per device. On CPU the
+#: Triton interpreter (TRITON_INTERPRET=1) is a test vehicle, never a default.
+AUTO_ORDER = {"cuda": ["triton", "cuda", "eager"], "cpu": ["cpu", "eager"]}
 
 ALL_FLOAT = ("float64", "float32", "bfloat16", "float16")
 
@@ -135,7 +136,7 @@ def variant_for(x: torch.Tensor, variant: str) -> str:
     dtype = str(x.dtype).removeprefix("torch.")
     case = Case(B=1, C=1, H=1, W=1, K=1, G=1, dtype=dtype, device=x.device.type)
     if variant == "auto":
-        for name in AUTO_ORDER:
+        for name in AUTO_ORDER.get(x.device.type, ["eager"]):
             if name in APPLY and not get(name, "involution").why_not(case):
                 return name
         return "eager"

@@ -13,7 +13,10 @@ from invobench.ops.involution import register_unavailable_variant
 
 _PLACEHOLDERS = {
     # module: [(variant, devices, dtypes, description, issue)]
-    "triton": [("triton", ("cuda",), "Triton kernels, forward and backward", 5)],
+    "triton": [
+        ("triton", ("cuda",), "Triton kernels, forward and backward", 5),
+        ("triton-simple", ("cuda",), "one-lane-per-output Triton kernels, no reuse", 5),
+    ],
     "cuda": [
         ("cuda", ("cuda",), "optimised CUDA C++ kernels (shared-memory tile, kernel reuse)", 6),
         ("cuda-simple", ("cuda",), "one-thread-per-output CUDA C++ kernels, no reuse", 6),
