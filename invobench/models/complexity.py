@@ -14,6 +14,7 @@ Conventions (all per image unless a batch is given):
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from invobench.models.rednet import BLOCK_KERNEL_SIZE, GROUP_CHANNELS, REDUCTION
 from invobench.models.resnet import EXPANSION, STAGE_DEPTHS, STAGE_STRIDES, STAGE_WIDTHS
 
 #: 224×224, the size every published figure is quoted at
@@ -62,23 +64,13 @@ def conv_out(n: int, kernel_size: int, stride: int, padding: int) -> int:
     return (n + 2 * padding - kernel_size) // stride + 1
 
 
-def involution_layer_params(C: int, K: int, group_channels: int = 16, r: int = 4) -> int:
-    """C·C/r + 2·C/r + (C/r)·G·K² + G·K² with G = C/group_channels (spec §2)."""
-    Cr, G = C // r, C // group_channels
-    return C * Cr + 2 * Cr + Cr * G * K * K + G * K * K
-
-
-def involution_layer_macs_per_pixel(C: int, K: int, group_channels: int = 16, r: int = 4) -> int:
-    """C·C/r + (C/r)·G·K² + C·K²: reduce, span and apply, per output pixel (spec §2)."""
-    Cr, G = C // r, C // group_channels
-    return C * Cr + Cr * G * K * K + C * K * K
-
-
 @dataclass(frozen=True)
 class ModelCounts:
     params: int
     macs: int  # forward, spec convention, for the given batch
     first_conv_macs: int  # the stem conv: its backward needs no grad_input (the image is not a leaf)
+    paper_ops: int  # the published convention (mmcv rules on backbone + pool, plus the apply), for the batch
+    activations: LayerTally  # per-image activation sizes (elements), for memory estimates
 
     @property
     def macs_bwd(self) -> int:
@@ -86,30 +78,84 @@ class ModelCounts:
         return 2 * self.macs - self.first_conv_macs
 
 
+class LayerTally:
+    """Running sums while walking the network's layers: both op conventions, and activation sizes (per image)."""
+
+    def __init__(self) -> None:
+        self.params = self.macs = self.paper = 0
+        self.saved = 0  # elements of the outputs a training forward keeps for backward (conv, BN, pool, apply, add)
+        self.largest = 0  # elements of the largest single activation
+        self.inv_x = self.inv_o = self.inv_u = 0  # largest involution input, output and unfolded patches
+        self.largest_weight = 0  # elements of the largest conv weight (oneDNN may keep a reordered copy)
+
+    def _out(self, elements: int) -> None:
+        self.saved += elements
+        self.largest = max(self.largest, elements)
+
+    def conv(self, cin: int, cout: int, k: int, pixels: int, bias: bool = False) -> None:
+        self.params += cin * cout * k * k + (cout if bias else 0)
+        self.largest_weight = max(self.largest_weight, cin * cout * k * k)
+        self.macs += cin * cout * k * k * pixels
+        self.paper += cin * cout * k * k * pixels + (cout * pixels if bias else 0)
+        self._out(cout * pixels)
+
+    def bn(self, c: int, pixels: int) -> None:
+        self.params += 2 * c
+        self.paper += 2 * c * pixels
+        self._out(c * pixels)
+
+    def relu(self, c: int, pixels: int) -> None:  # in place: no new activation
+        self.paper += c * pixels
+
+    def pool(self, c: int, input_pixels: int, output_pixels: int, indices: bool = False) -> None:
+        self.paper += c * input_pixels
+        self._out(c * output_pixels * (3 if indices else 1))  # max-pool keeps int64 indices (2 floats each)
+
+    def add(self, c: int, pixels: int) -> None:
+        self._out(c * pixels)
+
+    def involution(self, C: int, K: int, input_pixels: int, pixels: int, stride: int) -> None:
+        """Spec §2's layer: [avg-pool], reduce, BN, ReLU, span (with bias), apply."""
+        Cr, G = C // REDUCTION, C // GROUP_CHANNELS
+        if stride > 1:
+            self.pool(C, input_pixels, pixels)
+        self.conv(C, Cr, 1, pixels)
+        self.bn(Cr, pixels)
+        self.relu(Cr, pixels)
+        self.conv(Cr, G * K * K, 1, pixels, bias=True)
+        self.macs += C * K * K * pixels
+        self.paper += C * K * K * pixels
+        self._out(C * pixels)
+        self.inv_x, self.inv_o = max(self.inv_x, C * input_pixels), max(self.inv_o, C * pixels)
+        self.inv_u = max(self.inv_u, C * K * K * pixels)
+
+
 def bottleneck_net_counts(depth: int, involution: bool, H: int = PUBLISHED_IMAGE_SIZE, W: Optional[int] = None,
                           B: int = 1, num_classes: int = 1000, stem_kernel_size: int = 3) -> ModelCounts:
-    """Parameters and forward MACs of ResNet-`depth` (involution=False) or RedNet-`depth` at B×3×H×W.
+    """Parameters and forward counts of ResNet-`depth` (involution=False) or RedNet-`depth` at B×3×H×W.
 
-    Every conv is counted as Cin·Cout/groups·k²·Ho·Wo, the involution layer as reduce + span +
-    apply at its output resolution, the classifier as 2048·num_classes (bias in params only).
+    MACs: every conv Cin·Cout·k²·Ho·Wo, every involution layer reduce + span + apply at its output
+    resolution (spec §2), the classifier 2048·num_classes. paper_ops: the same convs plus their bias
+    adds, 2·numel per BN, numel per ReLU output and per pooling input, and the apply, over the
+    backbone and global pool only (see the module docstring).
     """
     W = H if W is None else W
     if depth not in STAGE_DEPTHS:
         raise ValueError(f"depth={depth} has no stage layout; valid depths: {', '.join(map(str, STAGE_DEPTHS))}")
-    params = macs = 0
-
-    def bn(c: int) -> int:
-        return 2 * c
-
-    h, w = conv_out(H, 3 if involution else 7, 2, 1 if involution else 3), conv_out(W, 3 if involution else 7, 2, 1 if involution else 3)
+    t = LayerTally()
     if involution:
-        first = 3 * 32 * 9 * h * w
-        params += 3 * 32 * 9 + bn(32) + involution_layer_params(32, stem_kernel_size) + bn(32) + 32 * 64 * 9 + bn(64)
-        macs += first + involution_layer_macs_per_pixel(32, stem_kernel_size) * h * w + 32 * 64 * 9 * h * w
+        h, w = conv_out(H, 3, 2, 1), conv_out(W, 3, 2, 1)
+        p = h * w
+        t.conv(3, 32, 3, p), t.bn(32, p), t.relu(32, p)
+        first = 3 * 32 * 9 * p
+        t.involution(32, stem_kernel_size, p, p, 1), t.bn(32, p), t.relu(32, p)
+        t.conv(32, 64, 3, p), t.bn(64, p), t.relu(64, p)
     else:
-        first = 3 * 64 * 49 * h * w
-        params += 3 * 64 * 49 + bn(64)
-        macs += first
+        h, w = conv_out(H, 7, 2, 3), conv_out(W, 7, 2, 3)
+        p = h * w
+        t.conv(3, 64, 7, p), t.bn(64, p), t.relu(64, p)
+        first = 3 * 64 * 49 * p
+    t.pool(64, h * w, conv_out(h, 3, 2, 1) * conv_out(w, 3, 2, 1), indices=True)
     h, w = conv_out(h, 3, 2, 1), conv_out(w, 3, 2, 1)  # max-pool
     cin = 64
     for width, stride, blocks in zip(STAGE_WIDTHS, STAGE_STRIDES, STAGE_DEPTHS[depth]):
@@ -117,21 +163,22 @@ def bottleneck_net_counts(depth: int, involution: bool, H: int = PUBLISHED_IMAGE
         for b in range(blocks):
             s = stride if b == 0 else 1
             ho, wo = conv_out(h, 3, s, 1), conv_out(w, 3, s, 1)
-            params += cin * width + bn(width) + bn(width) + width * cout + bn(cout)
-            macs += cin * width * h * w + width * cout * ho * wo
+            p_in, p = h * w, ho * wo
+            t.conv(cin, width, 1, p_in), t.bn(width, p_in), t.relu(width, p_in)
             if involution:
-                params += involution_layer_params(width, 7)
-                macs += involution_layer_macs_per_pixel(width, 7) * ho * wo
+                t.involution(width, BLOCK_KERNEL_SIZE, p_in, p, s)
             else:
-                params += width * width * 9
-                macs += width * width * 9 * ho * wo
+                t.conv(width, width, 3, p)
+            t.bn(width, p), t.relu(width, p)
+            t.conv(width, cout, 1, p), t.bn(cout, p)
             if b == 0 and (s != 1 or cin != cout):
-                params += cin * cout + bn(cout)
-                macs += cin * cout * ho * wo
+                t.conv(cin, cout, 1, p), t.bn(cout, p)
+            t.add(cout, p), t.relu(cout, p)
             cin, h, w = cout, ho, wo
-    params += cin * num_classes + num_classes
-    macs += cin * num_classes
-    return ModelCounts(params=params, macs=B * macs, first_conv_macs=B * first)
+    t.pool(cin, h * w, 1)  # global average pool
+    t.params += cin * num_classes + num_classes
+    t.macs += cin * num_classes
+    return ModelCounts(params=t.params, macs=B * t.macs, first_conv_macs=B * first, paper_ops=B * t.paper, activations=t)
 
 
 # ---- the published convention, measured ---------------------------------------------------
@@ -155,14 +202,17 @@ _MMCV_RULES = {
 
 @dataclass(frozen=True)
 class ShapeCounts:
-    """Counts of one 1×3×H×W forward measured on FakeTensors (shapes only, no arithmetic)."""
+    """Counts of one 1×3×H×W forward, measured."""
 
     flop_counter_flops: int  # FlopCounterMode over the whole model (2·MACs: convs, linear, involution apply)
     paper_flops: int  # mmcv's rules over `features` (backbone + global pool) + the involution apply
 
 
-def measure_shape_counts(model: nn.Module, H: int = PUBLISHED_IMAGE_SIZE, W: Optional[int] = None) -> ShapeCounts:
-    """FlopCounterMode and the published ("paper") convention from one forward of `model` on a FakeTensor image.
+def measure_shape_counts(model: nn.Module, H: int = PUBLISHED_IMAGE_SIZE, W: Optional[int] = None,
+                         fake: bool = True) -> ShapeCounts:
+    """FlopCounterMode and the published ("paper") convention from one forward of `model` on a 1×3×H×W image.
+
+    `fake` runs on FakeTensors (shapes only: no arithmetic, seconds for any size); otherwise on zeros.
 
     The paper convention is mmcv's module hooks (see the module docstring) on everything but the
     classifier, plus C·K²·Ho·Wo MACs for each involution layer's apply (mmcv sees no module for it).
@@ -185,8 +235,8 @@ def measure_shape_counts(model: nn.Module, H: int = PUBLISHED_IMAGE_SIZE, W: Opt
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
-            image = mode.from_tensor(torch.empty(1, 3, H, W))
+        with torch.no_grad(), (FakeTensorMode(allow_non_fake_inputs=True) if fake else contextlib.nullcontext()) as mode:
+            image = mode.from_tensor(torch.empty(1, 3, H, W)) if fake else torch.zeros(1, 3, H, W)
             with FlopCounterMode(display=False) as counter:
                 model(image)
     finally:
@@ -241,6 +291,7 @@ def model_row(name: str, size: int = PUBLISHED_IMAGE_SIZE, fvcore: bool = True, 
     row: dict = {
         "model": name, "stem_kernel_size": stem_kernel_size if spec.involution else None, "image": size,
         "params": params, "params_analytic": analytic.params, "macs_analytic": analytic.macs,
+        "paper_flops_analytic": analytic.paper_ops,
         "flop_counter_flops": shape_counts.flop_counter_flops, "paper_flops": shape_counts.paper_flops,
         "fvcore_macs": None, "fvcore_reason": "not measured (--no-fvcore)" if not fvcore else "",
     }

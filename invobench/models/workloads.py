@@ -25,6 +25,7 @@ from invobench.models import MODELS, build_model
 from invobench.models.complexity import bottleneck_net_counts
 from invobench.models.rednet import involution_layer_shapes
 from invobench.models.resnet import STAGE_DEPTHS, TOTAL_STRIDE, image_size_reasons
+from invobench.counting.formulas import BYTES_PER_ELEMENT, Counts
 from invobench.registry import DTYPES, Case, Variant, Workload, all_variants, register
 
 ALL_DTYPES = tuple(DTYPES)
@@ -145,3 +146,54 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+# ---- counts and the memory guard's estimate, for the runner -----------------------------------
+
+def split_variant_name(variant: str) -> tuple[str, str | None]:
+    """"rednet50-cuda-simple" -> ("rednet50", "cuda-simple"); "resnet50" -> ("resnet50", None)."""
+    model_name, _, involution_variant = variant.partition("-")
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model variant {variant!r}; known models: {', '.join(MODELS)}")
+    return model_name, involution_variant or None
+
+
+def model_counts(variant: str, case: Case) -> Counts:
+    """The spec's counts of a model case: forward MACs, backward MACs, parameters (no byte model)."""
+    model_name, _ = split_variant_name(variant)
+    spec = MODELS[model_name]
+    counts = bottleneck_net_counts(spec.depth, spec.involution, case.H, case.W, case.B)
+    return Counts(macs_fwd=counts.macs, macs_bwd=counts.macs_bwd, params=counts.params,
+                  min_bytes_fwd=None, min_bytes_bwd=None)
+
+
+def estimate_peak_bytes(variant: str, case: Case, pass_: str) -> int:
+    """Bytes live at the peak of one call of a model pass, parameters and image included (the memory guard).
+
+    With P = parameter bytes, e = bytes per element, per image: A = activations a training forward
+    keeps, L = the largest activation, T = the involution variant's temporaries in its worst layer
+    (eager 3·O fwd / 3·max(X, O) bwd, unfold 2·U / 3·U with U = C·K²·Ho·Wo, other kernels O / X + O):
+    fwd = P + B·e·(image + 3·L + T_fwd) + 2·largest conv weight (oneDNN's reordered copy);
+    bwd, fwd+bwd = 2·P (+ gradients), train = 3·P (+ momentum), each + B·e·(image + A + 3·L + T_bwd) + the
+    same weight term. Calibrated against the profiler's allocator peak (docs/models.md): 1.0-1.3× above it.
+    """
+    model_name, involution_variant = split_variant_name(variant)
+    spec = MODELS[model_name]
+    counts = bottleneck_net_counts(spec.depth, spec.involution, case.H, case.W)
+    a = counts.activations
+    e = BYTES_PER_ELEMENT.get(case.dtype, 4)
+    if involution_variant is None:
+        t_fwd = t_bwd = 0
+    elif involution_variant == "unfold":
+        t_fwd, t_bwd = 2 * a.inv_u, 3 * a.inv_u
+    elif involution_variant == "eager":
+        t_fwd, t_bwd = 3 * a.inv_o, 3 * max(a.inv_x, a.inv_o)
+    else:
+        t_fwd, t_bwd = a.inv_o, a.inv_x + a.inv_o
+    image = 3 * case.H * case.W
+    params = counts.params * e
+    weights = 2 * a.largest_weight * e
+    if pass_ == "fwd":
+        return params + case.B * e * (image + 3 * a.largest + t_fwd) + weights
+    copies = 3 if pass_ == "train" else 2
+    return copies * params + case.B * e * (image + a.saved + 3 * a.largest + max(t_fwd, t_bwd)) + weights
