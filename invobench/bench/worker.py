@@ -1,0 +1,355 @@
+"""The worker subprocess: measures groups of variants of one case, so a crash costs one record, not the run.
+
+    python -m invobench.bench.worker --result-fd N --board PATH [--threads T]
+
+Requests arrive on stdin, one JSON object a line: {"kind": "roofline", ...}, {"kind": "group", ...},
+{"kind": "exit"}. Replies go to the inherited pipe `--result-fd`, one JSON object a line (stdout and
+stderr stay free for libraries and tracebacks; the runner keeps their tail for crashed records).
+Before each step the worker writes "<variant>\\t<phase>" to the status board (a small shared file
+the runner maps), so when the process dies the runner knows which variant was running.
+
+Variants from outside the package can be registered by listing module names or .py files in the
+environment variable INVOBENCH_PLUGINS (separated by os.pathsep); a module's `register_plugin()`
+is called if it has one. The runner loads the same plugins, so both sides agree on the names.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import faulthandler
+import gc
+import importlib
+import importlib.util
+import json
+import mmap
+import os
+import random
+import sys
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+PLUGINS_ENV = "INVOBENCH_PLUGINS"
+BOARD_BYTES = 512
+
+
+def load_plugins(spec: Optional[str] = None) -> list[str]:
+    """Import every plugin named in INVOBENCH_PLUGINS (module names or .py paths); returns what was loaded."""
+    spec = os.environ.get(PLUGINS_ENV, "") if spec is None else spec
+    loaded = []
+    for entry in filter(None, (s.strip() for s in spec.split(os.pathsep))):
+        if entry.endswith(".py"):
+            name = f"invobench_plugin_{Path(entry).stem}"
+            module = sys.modules.get(name)
+            if module is None:
+                module_spec = importlib.util.spec_from_file_location(name, entry)
+                if module_spec is None or module_spec.loader is None:
+                    raise ImportError(f"{PLUGINS_ENV}: cannot load plugin file {entry}")
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module
+                module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(entry)
+        if hasattr(module, "register_plugin"):
+            module.register_plugin()
+        loaded.append(entry)
+    return loaded
+
+
+class StatusBoard:
+    """A tiny shared file: the worker writes what it is doing, the runner reads it after a crash."""
+
+    def __init__(self, path: str):
+        self._fh = open(path, "r+b")
+        self._map = mmap.mmap(self._fh.fileno(), BOARD_BYTES)
+
+    def set(self, text: str) -> None:
+        data = text.encode()[: BOARD_BYTES - 1]
+        self._map[: len(data) + 1] = data + b"\0"
+
+    @staticmethod
+    def create(path: str) -> None:
+        with open(path, "wb") as fh:
+            fh.write(b"\0" * BOARD_BYTES)
+
+    @staticmethod
+    def read(path: str) -> str:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError:
+            return ""
+        return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+
+
+def _exception_fields(exc: BaseException) -> dict:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return {"status": "oom" if is_oom(exc) else "error", "error": f"{type(exc).__name__}: {first}"[:2000],
+            "stderr_tail": tb[-4000:]}
+
+
+def _tensors(out) -> list:
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (list, tuple)):
+        return [t for t in out if isinstance(t, torch.Tensor) and t.requires_grad]
+    raise TypeError(f"the workload returned {type(out).__name__}; expected a tensor or a tuple of tensors")
+
+
+class PassCall:
+    """The timed callable of one pass of a variant's workload, plus how to measure its memory."""
+
+    def __init__(self, variant, case, pass_: str, seed: int = 0):
+        import torch
+
+        self.torch, self.pass_, self.case = torch, pass_, case
+        self.skip_reason: Optional[str] = None
+        self.workload = variant.build(case, pass_ != "fwd")
+        wl = self.workload
+        if pass_ == "fwd":
+            self.call: Callable[[], object] = wl.fn
+            return
+        if pass_ == "train":
+            if wl.train_step is None:
+                self.skip_reason = "this variant's workload has no train_step (the train pass needs one)"
+            self.call = wl.train_step
+            return
+        leaves = [t for t in wl.inputs if isinstance(t, torch.Tensor) and t.requires_grad]
+        if wl.module is not None:
+            leaves += [p for p in wl.module.parameters() if p.requires_grad]
+        outs = _tensors(wl.fn())
+        # inputs made to require grad inside fn (as the attention layer does) are leaves only now
+        leaves += [t for t in wl.inputs if isinstance(t, torch.Tensor) and t.requires_grad and
+                   not any(t is l for l in leaves)]
+        if not leaves:
+            raise RuntimeError(f"pass {pass_!r}: nothing in the workload requires grad")
+        gen = torch.Generator().manual_seed(seed)
+        self.grad_outs = [torch.randn(o.shape, generator=gen, dtype=torch.float32).to(o.device, o.dtype) for o in outs]
+        self.leaves = leaves
+        if pass_ == "bwd":
+            self.outs = outs
+            self.call = lambda: torch.autograd.grad(self.outs, self.leaves, self.grad_outs, retain_graph=True)
+        else:
+            del outs
+            self.call = lambda: torch.autograd.grad(_tensors(wl.fn()), self.leaves, self.grad_outs)
+
+    def forward_for_saved(self) -> Optional[Callable[[], object]]:
+        """A forward (with grad) whose saved tensors define saved_for_backward_bytes; None for fwd."""
+        if self.pass_ == "fwd":
+            return None
+        if self.pass_ == "train":
+            return self.workload.train_step
+        return self.workload.fn
+
+    def release(self) -> None:
+        for name in ("outs", "grad_outs", "leaves", "workload", "call"):
+            if hasattr(self, name):
+                delattr(self, name)
+
+
+def _make_timer(device: str, timer_cfg: dict):
+    from invobench.bench.timing import CpuTimer, CudaEventTimer, CudaGraphTimer
+
+    if device.startswith("cuda"):
+        cls = CudaGraphTimer if timer_cfg.get("cuda_graphs") else CudaEventTimer
+        return cls(device, l2_flush=timer_cfg.get("l2_flush", True))
+    return CpuTimer()
+
+
+class Worker:
+    def __init__(self, result_fd: int, board: Optional[StatusBoard]):
+        self.result_fd = result_fd
+        self.board = board
+
+    def send(self, obj: dict) -> None:
+        data = (json.dumps(obj) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            written = os.write(self.result_fd, view)
+            view = view[written:]
+
+    def mark(self, text: str) -> None:
+        if self.board is not None:
+            self.board.set(text)
+
+    def hello(self) -> None:
+        import torch
+
+        cuda: dict[str, Any] = {"available": torch.cuda.is_available()}
+        if cuda["available"]:
+            free, total = torch.cuda.mem_get_info()
+            cuda.update(free_bytes=int(free), total_bytes=int(total))
+        self.send({"kind": "hello", "pid": os.getpid(), "threads": torch.get_num_threads(), "cuda": cuda})
+
+    # ---- roofline ------------------------------------------------------------------------
+    def roofline(self, request: dict) -> None:
+        from invobench.bench.roofline import measure_roofline
+
+        device, dtype = request["device"], request["dtype"]
+        self.mark(f"roofline {device} {dtype}\troofline")
+        try:
+            timer = _make_timer(device, {"l2_flush": False})
+            result = measure_roofline(device, dtype, timer, **request.get("config", {}))
+        except Exception as exc:  # a failed roofline must not stop the run: records get no roofline fields
+            result = {"device": device, "dtype": dtype, "error": _exception_fields(exc)["error"]}
+        self.send({"kind": "roofline", "roofline": result})
+
+    # ---- one group: the variants of one (case, pass) -----------------------------------------
+    def group(self, request: dict) -> None:
+        import torch
+
+        from invobench.bench.memory import peak_bytes, saved_for_backward_bytes
+        from invobench.bench.timing import SamplingPolicy, VariantSampling, sample_interleaved, timer_overhead_ms, warm_up
+        from invobench.registry import Case, get
+
+        case = Case(**request["case"])
+        pass_ = request["pass"]
+        policy = SamplingPolicy(**request["policy"])
+        keys: list[str] = request["variants"]
+        rng = random.Random(request.get("seed", 0))
+        started = {k: time.perf_counter() for k in keys}
+        started_utc = {k: _utc_now() for k in keys}
+        grad_mode = torch.no_grad() if pass_ == "fwd" else nullcontext()
+        calls: dict[str, PassCall] = {}
+        results = {k: VariantSampling() for k in keys}
+        finals: dict[str, dict] = {}
+
+        def finish(key: str, fields: dict) -> None:
+            fields.update(kind="result", key=key, started_utc=started_utc[key],
+                          duration_s=time.perf_counter() - started[key])
+            finals[key] = fields
+            self.send(fields)
+
+        timer = _make_timer(case.device, request.get("timer", {}))
+        overhead = timer_overhead_ms(timer)
+        with grad_mode:
+            for key in keys:  # build and warm up each variant on its own
+                started[key] = time.perf_counter()
+                try:
+                    self.mark(f"{key}\tbuild")
+                    pc = PassCall(get(key), case, pass_, seed=request.get("seed", 0))
+                    if pc.skip_reason:
+                        finish(key, {"status": "skipped", "reasons": [pc.skip_reason]})
+                        continue
+                    pc.call = timer.prepare(pc.call)
+                    self.mark(f"{key}\twarmup")
+                    results[key] = warm_up(pc.call, timer, policy.warmup_s)
+                    calls[key] = pc
+                except Exception as exc:
+                    finish(key, _exception_fields(exc))
+                    calls.pop(key, None)
+                    gc.collect()
+            sample_interleaved({k: pc.call for k, pc in calls.items()}, timer, policy, results, rng,
+                               on_switch=lambda k: self.mark(f"{k}\tsample"))
+            for key, pc in list(calls.items()):
+                res = results[key]
+                fields: dict[str, Any] = {"status": "ok", "samples_ms": res.samples_ms}
+                if res.error is not None:
+                    fields.update(_exception_fields(res.error))
+                fields["timer"] = {
+                    "method": timer.method, "overhead_ms": overhead, "threads": torch.get_num_threads(),
+                    "warmup_ms": res.warmup_ms, "warmup_calls": res.warmup_calls, "l2_flush": timer.l2_flush,
+                    "stop_reason": res.stop_reason,
+                }
+                fields["info"] = {"first_call_ms": res.first_call_ms, **self._variant_info(key, case, pc)}
+                if res.error is None:
+                    try:
+                        self.mark(f"{key}\tmemory")
+                        fields["memory"] = self._memory(pc, case.device, saved_for_backward_bytes, peak_bytes)
+                    except Exception as exc:
+                        fields["memory"] = {}
+                        fields["info"]["memory_error"] = _exception_fields(exc)["error"]
+                pc.release()
+                del calls[key]
+                gc.collect()
+                if case.device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+                finish(key, fields)
+        self.mark("\tidle")
+        self.send({"kind": "group_done", "group_id": request.get("group_id")})
+
+    @staticmethod
+    def _variant_info(key: str, case, pc: PassCall) -> dict:
+        from invobench.registry import get
+
+        info: dict[str, Any] = {}
+        module = getattr(pc.workload, "module", None)
+        if module is not None:
+            info["module_params"] = sum(p.numel() for p in module.parameters())
+        try:
+            info.update(get(key).info(case))
+        except Exception as exc:  # facts are optional; a failing info() must not lose the measurement
+            info["info_error"] = f"{type(exc).__name__}: {exc}"
+        return json.loads(json.dumps(info, default=str))
+
+    def _memory(self, pc: PassCall, device: str, saved_fn, peak_fn) -> dict:
+        peak, method = peak_fn(pc.call, device)
+        memory = {"peak_bytes": int(peak), "peak_method": method}
+        forward = pc.forward_for_saved()
+        if forward is not None:
+            import torch
+
+            with torch.enable_grad():
+                saved, out = saved_fn(forward)
+            del out
+            memory["saved_for_backward_bytes"] = int(saved)
+        return memory
+
+    def serve(self, stream) -> None:
+        for line in stream:
+            if not line.strip():
+                continue
+            request = json.loads(line)
+            kind = request.get("kind")
+            if kind == "exit":
+                return
+            if kind == "roofline":
+                self.roofline(request)
+            elif kind == "group":
+                self.group(request)
+            else:
+                self.send({"kind": "error", "error": f"unknown request kind {kind!r}"})
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m invobench.bench.worker")
+    parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("--board", default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    faulthandler.enable(file=sys.stderr, all_threads=True)  # a segfault leaves a Python traceback in the tail
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # The first call of any torch.library custom op imports torch._dynamo (seconds on a busy machine);
+    # import it now so that cost is start-up, not the first call of whichever variant comes first.
+    import torch._dynamo  # noqa: F401
+    load_plugins()
+    from invobench.registry import all_variants
+
+    all_variants()
+    worker = Worker(args.result_fd, StatusBoard(args.board) if args.board else None)
+    worker.hello()
+    worker.serve(sys.stdin)
+
+
+if __name__ == "__main__":
+    main()

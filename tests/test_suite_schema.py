@@ -1,0 +1,172 @@
+"""Suite schema: the shipped suites load; every bad input is an error naming file, key, value and what is valid."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from invobench.bench.cases import expand_suite, group_items, parse_shard, shard_groups
+from invobench.bench.suite import SUITES_DIR, SuiteError, load_suite, parse_suite
+from invobench.registry import all_variants
+from invobench.results import case_id
+
+KNOWN = [v.key for v in all_variants()]
+SHIPPED = ["smoke", "paper", "groups", "kernels", "dtypes", "gpu"]
+
+
+def suite(text: str, **kw):
+    return parse_suite(textwrap.dedent(text), source="t.yaml", stem="t", known_variants=KNOWN, **kw)
+
+
+BASE = """
+variants: [involution.eager, conv.depthwise]
+defaults: {B: 1, C: 16, size: 8, K: 3, G: 2}
+sweeps:
+  - product: {pass: fwd}
+"""
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_suites_load_and_expand(name):
+    loaded = load_suite(name, KNOWN)
+    items = expand_suite(loaded, KNOWN)
+    assert items, f"{name} expands to nothing"
+    assert len({i.case_id for i in items}) == len(items), "duplicate case ids"
+    assert loaded.path == str(SUITES_DIR / f"{name}.yaml") and len(loaded.sha256) == 64
+
+
+def test_paper_suite_has_the_rednet50_shapes():
+    items = expand_suite(load_suite("paper", KNOWN), KNOWN)
+    shapes = {(i.case.B, i.case.C, i.case.H, i.case.stride, i.case.K, i.case.G) for i in items if i.variant == "eager"}
+    expected = {(b, c, h, 1, 7, c // 16) for b in (1, 32) for c, h in ((64, 56), (128, 28), (256, 14), (512, 7))}
+    expected |= {(b, c, h, 2, 7, c // 16) for b in (1, 32) for c, h in ((128, 56), (256, 28), (512, 14))}
+    assert shapes == expected
+    compiled = [i for i in items if i.variant == "compile"]
+    assert compiled and {i.pass_ for i in compiled} == {"fwd"} and {i.case.B for i in compiled} == {1}
+
+
+def test_zip_and_product_expand_in_order_with_stable_ids():
+    loaded = suite("""
+        variants: [involution.eager]
+        defaults: {K: 3, G: 1, pass: fwd}
+        sweeps:
+          - zip: {C: [8, 16], size: [10, 20]}
+            product: {B: [1, 2]}
+    """)
+    items = expand_suite(loaded, KNOWN)
+    assert [(i.case.B, i.case.C, i.case.H, i.case.W) for i in items] == [(1, 8, 10, 10), (1, 16, 20, 20), (2, 8, 10, 10), (2, 16, 20, 20)]
+    first = items[0]
+    assert first.case_id == case_id("involution", "eager", "fwd", first.case.as_dict())
+    again = expand_suite(suite(BASE.replace("conv.depthwise", "involution.unfold")), KNOWN)
+    assert expand_suite(suite(BASE), KNOWN)[0].case_id == again[0].case_id  # ids don't depend on the other variants
+
+
+def test_group_channels_sets_G_and_must_divide_C():
+    items = expand_suite(suite("""
+        variants: [involution.eager]
+        defaults: {B: 1, size: 8, K: 3, pass: fwd, group_channels: 16}
+        sweeps: [{product: {C: [32, 64]}}]
+    """), KNOWN)
+    assert [i.case.G for i in items] == [2, 4]
+    with pytest.raises(SuiteError, match=r"C=24 is not divisible by group_channels=16"):
+        expand_suite(suite("""
+            variants: [involution.eager]
+            defaults: {B: 1, size: 8, K: 3, pass: fwd, group_channels: 16}
+            sweeps: [{product: {C: [24]}}]
+        """), KNOWN)
+
+
+def test_sweep_G_replaces_default_group_channels():
+    items = expand_suite(suite("""
+        variants: [involution.eager]
+        defaults: {B: 1, C: 32, size: 8, K: 3, pass: fwd, group_channels: 16}
+        sweeps: [{product: {G: [1, 32]}}]
+    """), KNOWN)
+    assert [i.case.G for i in items] == [1, 32]
+
+
+def test_duplicates_across_sweeps_are_dropped():
+    items = expand_suite(suite(BASE + "  - product: {pass: fwd}\n"), KNOWN)
+    assert len(items) == 2
+
+
+def test_cli_overrides_replace_variants_device_and_dtype():
+    loaded = suite(BASE)
+    items = expand_suite(loaded, KNOWN, variants=["conv.*"], device="cuda", dtypes=["float16", "bfloat16"])
+    assert {i.key for i in items} == {"conv.dense", "conv.grouped", "conv.depthwise"}
+    assert {i.case.device for i in items} == {"cuda"} and {i.case.dtype for i in items} == {"float16", "bfloat16"}
+    with pytest.raises(SuiteError, match=r"--variants\[0\]: unknown variant 'conv.dens'. Did you mean 'conv.dense'\?"):
+        expand_suite(loaded, KNOWN, variants=["conv.dens"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("budgte: {}\nsweeps: [{}]\n", r"t.yaml: budgte: unknown key 'budgte'. Did you mean 'budget'\? Valid keys here: name, "),
+    (BASE.replace("product:", "produkt:"), r"t.yaml: sweeps\[0\].produkt: unknown key 'produkt'. Did you mean 'product'\?"),
+    (BASE.replace("variants: [", "budget: {case_sec: 1}\nvariants: ["), r"budget.case_sec: unknown key 'case_sec'. Did you mean 'case_s'\?"),
+    (BASE.replace("K: 3", "KK: 3"), r"t.yaml: defaults.KK: unknown axis 'KK'. Did you mean 'K'\? Valid axes: B, C, H, W, size, K,"),
+    (BASE.replace("involution.eager", "involution.eagr"),
+     r"t.yaml: variants\[0\]: unknown variant 'involution.eagr'. Did you mean 'involution.eager'\? Known: involution.eager"),
+    (BASE.replace("involution.eager", "nothing.*"), r"variants\[0\]: pattern 'nothing.\*' matches no variant"),
+    (BASE.replace("pass: fwd", "pass: [fwd, bwdd]"),
+     r"sweeps\[0\].product.pass\[1\]: 'bwdd' is not a valid pass. Did you mean 'bwd'\? Valid values: fwd, bwd, fwd\+bwd, train"),
+    (BASE.replace("pass: fwd", "dtype: fp32"), r"sweeps\[0\].product.dtype: 'fp32' is not a valid dtype.* Valid values: float64, float32, bfloat16, float16"),
+    (BASE.replace("pass: fwd", "device: tpu"), r"'tpu' is not a valid device\..* Valid values: cpu, cuda"),
+    (BASE.replace("K: 3", "K: 4"), r"defaults.K: K=4 is even;.*K must be odd"),
+    (BASE.replace("B: 1", "B: 0"), r"defaults.B: 0 is invalid; B must be >= 1"),
+    (BASE.replace("B: 1", "B: one"), r"defaults.B: 'one' is not an integer"),
+    (BASE.replace("B: 1", "B: []"), r"defaults.B: empty list"),
+    (BASE.replace("budget", "x").replace("variants: [", "budget: {rel_iqr: -0.1}\nvariants: ["),
+     r"budget.rel_iqr: invalid value -0.1: Input should be greater than 0"),
+    (BASE.replace("product: {pass: fwd}", "zip: {C: [8, 16], size: [4]}"), r"sweeps\[0\].zip: zipped lists must have equal lengths; got C=2, size=1"),
+    (BASE.replace("G: 2", "G: 2, group_channels: 4"), r"defaults: G is given in two forms \(G, group_channels\)"),
+    (BASE.replace("B: 1, ", ""), r"sweeps\[0\]: missing axis B"),
+    (BASE.replace("size: 8", "H: 8"), r"sweeps\[0\]: missing axis size \(or H and W\)"),
+    ("variants: [involution.eager]\nsweeps: []\n", r"sweeps: invalid value \[\]"),
+    ("sweeps: [{product: {B: 1}}]\n", r"sweeps\[0\]: no variants to run"),
+    ("- just\n- a list\n", r"t.yaml: a suite must be a YAML mapping"),
+    ("variants: [a\nsweeps: {\n", r"t.yaml:\d+:\d+: not valid YAML"),
+])
+def test_bad_suites_name_the_file_key_and_valid_values(text, message):
+    with pytest.raises(SuiteError, match=message):
+        suite(text)
+
+
+def test_unknown_suite_name_suggests_the_closest(tmp_path):
+    with pytest.raises(SuiteError, match=r"unknown suite 'smok'. Did you mean 'smoke'\?"):
+        load_suite("smok", KNOWN)
+    with pytest.raises(SuiteError, match=r"does not exist"):
+        load_suite(str(tmp_path / "missing.yaml"), KNOWN)
+
+
+def test_suite_by_path_and_hash_of_its_bytes(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text(BASE)
+    a = load_suite(str(p), KNOWN)
+    p.write_text(BASE + "\n# a comment changes the hash\n")
+    b = load_suite(str(p), KNOWN)
+    assert a.name == "mine" and a.sha256 != b.sha256
+
+
+def test_shards_partition_the_groups_deterministically():
+    loaded = load_suite("paper", KNOWN)
+    groups = group_items(expand_suite(loaded, KNOWN))
+    parts = [shard_groups(groups, k, 3) for k in (1, 2, 3)]
+    ids = [[g.group_id for g in p] for p in parts]
+    assert sorted(sum(ids, [])) == sorted(g.group_id for g in groups)
+    assert max(map(len, ids)) - min(map(len, ids)) <= 1
+    assert ids[0] == [g.group_id for g in shard_groups(groups, 1, 3)]
+    # every group holds all variants of one (case, pass)
+    for g in groups:
+        assert {(i.case, i.pass_) for i in g.items} == {(g.case, g.pass_)}
+
+
+@pytest.mark.parametrize("text, message", [("2", "not of the form k/n"), ("0/2", "need 1 <= k <= n"), ("3/2", "need 1 <= k <= n"),
+                                           ("a/b", "not of the form")])
+def test_bad_shard_specs(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_shard(text)
+
+
+def test_every_shipped_suite_file_is_in_the_suites_dir():
+    assert {p.stem for p in Path(SUITES_DIR).glob("*.yaml")} >= set(SHIPPED)
