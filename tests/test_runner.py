@@ -119,15 +119,23 @@ variants: [involution.test-raise, involution.test-segfault, involution.eager, in
 budget: {warmup_s: 0.0, case_s: 0.02, min_samples: 3, max_samples: 5, timeout_s: 10}
 roofline: {copy_mib: 2, matmul_max_n: 64, time_s: 0.01}
 defaults: {B: 1, C: 8, size: 6, K: 3, G: 2, pass: fwd}
-sweeps: [{}]
+sweeps:
+  - {}
+  - name: a whole network, through the same generic path (train pass = Workload.train_step)
+    variants: [model.resnet26]
+    product: {level: model, B: 2, C: 3, size: 32, pass: train}
 """
 
 
 def test_crashes_kills_hangs_and_exceptions_become_records_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    monkeypatch.setenv("INVOBENCH_PLUGINS", PLUGIN)
+    pytest.importorskip("invobench.models.workloads")
+    monkeypatch.setenv("INVOBENCH_PLUGINS", os.pathsep.join([PLUGIN, "invobench.models.workloads"]))
     out = tmp_path / "r.jsonl"
     run_suite(RunConfig(suite=write_suite(tmp_path, FAULTY), out=out, mem_budget="90%"))
     by_variant = {r.variant: r for r in read_results(out).records}
+    model = by_variant.pop("resnet26")
+    assert model.status == "ok" and model.pass_ == "train" and model.stats.n >= 3, model.error
+    assert model.macs > 0 and model.params > 0 and model.info["estimated_peak_bytes"] > 0
     assert by_variant["eager"].status == "ok" and by_variant["eager"].stats.n >= 3
     raised = by_variant["test-raise"]
     assert raised.status == "error" and raised.error == "RuntimeError: test-raise failed on purpose"
@@ -150,6 +158,7 @@ def test_memory_watchdog_kills_a_worker_over_budget(tmp_path, monkeypatch):
     out = tmp_path / "r.jsonl"
     suite = FAULTY.replace("variants: [involution.test-raise", "variants: [involution.test-hog]\nx: [")
     suite = "\n".join(line for line in suite.splitlines() if not line.startswith("x:") and "test-sigkill" not in line)
+    suite = suite.split("  - name: a whole network")[0]
     worker_rss = 700 * 2**20  # torch imported: the budget must leave room for the worker itself
     run_suite(RunConfig(suite=write_suite(tmp_path, suite), out=out, mem_budget=str(worker_rss + 2**29)))
     (record,) = read_results(out).records

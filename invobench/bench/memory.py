@@ -95,6 +95,7 @@ def estimate_peak_bytes(family: str, variant: str, case: Case, pass_: str) -> Op
     for unfold, 3·U. Layers add the kernel-generating convs (≈ 2·Wk). conv: X + weight + O (+ the same
     again backward). attention: q, k, v, out (3·X + O); unfold adds 2·U plus the logits
     B·h·Ho·Wo·K²·e ×3; eager flex materialises the scores B·h·Ho·Wo·H·W·e ×2.
+    model: `invobench.models.workloads.estimate_peak_bytes` (calibrated against the profiler's peak).
     """
     e = BYTES_PER_ELEMENT.get(case.dtype, 4)
     B, C, H, W, K, G = case.B, case.C, case.H, case.W, case.K, case.G
@@ -132,4 +133,13 @@ def estimate_peak_bytes(family: str, variant: str, case: Case, pass_: str) -> Op
         elif variant == "flex":
             fwd += 2 * B * heads * Ho * Wo * H * W * e
         return fwd * (3 if backward else 1)
+    if family == "model":  # whole networks: the models package's calibrated estimate (spec §5)
+        try:
+            from invobench.models.workloads import estimate_peak_bytes as model_estimate
+        except ImportError:
+            return None
+        try:
+            return int(model_estimate(variant, case, pass_))
+        except (ValueError, KeyError):
+            return None
     return None

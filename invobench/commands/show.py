@@ -38,7 +38,13 @@ def records_frame(records: Iterable):
             "timer_overhead_ms": r.timer.overhead_ms if r.timer else None,
             "note": (r.error or "; ".join(r.reasons) or "")[:70],
         })
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    numeric = ["median_ms", "iqr_%", "n", "min_ms", "mean_ms", "GB/s", "GFLOP/s", "FLOP/B", "%roof", "peak_MiB",
+               "saved_MiB", "min_MiB", "timer_overhead_ms"]
+    for col in numeric:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
 
 
 def filter_frame(df, families: Optional[list[str]] = None, variants: Optional[list[str]] = None,
