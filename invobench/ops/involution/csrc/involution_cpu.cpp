@@ -223,6 +223,11 @@ inline int64_t blocks_per_image(int64_t images, int64_t rows, int nthreads) {
   return std::min<int64_t>(rows, std::max<int64_t>(1, ceil_div(want, images)));
 }
 
+template <typename A>
+inline void zero(A* dst, int64_t n) {
+  std::memset(dst, 0, static_cast<size_t>(n) * sizeof(A));
+}
+
 // Copy `n` values to acc precision, then zero up to `n_total`.
 template <typename T, typename A>
 inline void stage(A* dst, const T* src, int64_t n, int64_t n_total) {
@@ -330,6 +335,8 @@ struct InputRing {
   static int64_t elements(const Geometry& g, int64_t wo_pad) {
     return g.Cg * ((g.K - 1) * g.d + 1) * g.s * round_up(wo_pad + (g.K - 1) * g.d / g.s, 16);
   }
+  // Zero the ring once per call: stride-1 rows then only ever write their W data columns.
+  void clear() { std::memset(buf, 0, static_cast<size_t>(g.Cg * cstride) * sizeof(A)); }
   int64_t slot_offset(int64_t r) const { return (r % slots) * row_len; }
   // Offset of tap column j·d within a slot.
   int64_t col_offset(int64_t j) const { return ((j * g.d) % g.s) * L + (j * g.d) / g.s; }
@@ -339,8 +346,7 @@ struct InputRing {
       A* dst = buf + c * cstride + slot_offset(r);
       const T* src = x_group + (c * g.H + r) * g.W;
       if (g.s == 1) {
-        std::memset(dst, 0, static_cast<size_t>(g.p) * sizeof(A));
-        stage(dst + g.p, src, g.W, L - g.p);
+        stage(dst + g.p, src, g.W, g.W);  // the padding columns stay zero from `clear()`
       } else {
         for (int64_t ph = 0; ph < g.s; ++ph) {
           A* d = dst + ph * L;
@@ -375,6 +381,7 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
   {
     Carver carve(scratch.thread_part());
     InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n));
+    ring.clear();
     A* wbuf = carve.take<A>(g.KK * wo_pad);
     int64_t* xoff = carve.take<int64_t>(g.KK);
     int64_t* woff_buf = carve.take<int64_t>(g.KK);    // into wbuf
@@ -448,7 +455,9 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
   {
     Carver carve(scratch.thread_part());
     InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n));
+    ring.clear();
     A* gbuf = carve.take<A>(g.Cg * wo_pad);
+    zero(gbuf, g.Cg * wo_pad);  // the columns past Wo stay zero
     int64_t* xoff = carve.take<int64_t>(g.KK);
     int64_t* taps = carve.take<int64_t>(g.KK);
     typename V::type acc[kBlock];
@@ -466,7 +475,7 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
         const int64_t r_lo = ho * g.s - g.p, r_hi = r_lo + (g.K - 1) * g.d;
         for (int64_t r = std::max(next_row, r_lo); r <= r_hi; ++r) ring.fill(xg, r);
         next_row = r_hi + 1;
-        for (int64_t c = 0; c < g.Cg; ++c) stage(gbuf + c * wo_pad, gg + c * plane + ho * g.Wo, g.Wo, wo_pad);
+        for (int64_t c = 0; c < g.Cg; ++c) stage(gbuf + c * wo_pad, gg + c * plane + ho * g.Wo, g.Wo, g.Wo);
         if (ho + 1 < h1) {
           prefetch_rows(gg + (ho + 1) * g.Wo, g.Wo, plane, g.Cg);
           for (int64_t r = r_hi + 1; r <= std::min(r_hi + g.s, g.H - 1); ++r) prefetch_rows(xg + r * g.W, g.W, g.H * g.W, g.Cg);
@@ -539,6 +548,8 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
     Carver carve(scratch.thread_part());
     A* gring = carve.take<A>(g.Cg * gstride);
     A* wring = carve.take<A>(g.KK * gstride);
+    zero(gring, g.Cg * gstride);  // padding columns are never written again: rows copy only their Wo values
+    zero(wring, g.KK * gstride);
     int64_t* goff = carve.take<int64_t>(g.KK);
     int64_t* woff = carve.take<int64_t>(g.KK);
     typename V::type acc[kBlock];
@@ -562,13 +573,11 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
           const int64_t slot = (next_ho % slots) * Lg;
           for (int64_t c = 0; c < g.Cg; ++c) {
             A* dst = gring + c * gstride + slot;
-            std::fill_n(dst, pad_left, A(0));
-            stage(dst + pad_left, gg + c * plane + next_ho * g.Wo, g.Wo, Lg - pad_left);
+            stage(dst + pad_left, gg + c * plane + next_ho * g.Wo, g.Wo, g.Wo);
           }
           for (int64_t tap = 0; tap < g.KK; ++tap) {
             A* dst = wring + tap * gstride + slot;
-            std::fill_n(dst, pad_left, A(0));
-            stage(dst + pad_left, wg + tap * plane + next_ho * g.Wo, g.Wo, Lg - pad_left);
+            stage(dst + pad_left, wg + tap * plane + next_ho * g.Wo, g.Wo, g.Wo);
           }
         }
         for (int64_t r = 0; r < g.s; ++r) {
