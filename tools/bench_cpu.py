@@ -80,8 +80,12 @@ def make_calls(name: str, B: int, C: int, H: int, K: int, G: int):
     return forward, bwd
 
 
-def run_case(case, variants, threads_all: int, reps: int) -> dict:
-    """Median fwd/bwd seconds of every variant at one case, interleaved in random order each round."""
+def run_case(case, variants, threads_all: int, reps: int, cpu_reps: int) -> dict:
+    """Every fwd/bwd sample (seconds) of every variant at one case, interleaved in random order each round.
+
+    The `cpu` variants, cheap next to the baselines, run `cpu_reps` times per round: on a shared
+    machine one descheduled thread can stretch a sample several-fold, and more samples steady the median.
+    """
     B, C, H, K, G = case
     calls = {}
     for name in variants:
@@ -91,7 +95,7 @@ def run_case(case, variants, threads_all: int, reps: int) -> dict:
     for name, (f, b) in calls.items():  # warm-up: compiles, builds, first-touch allocations
         torch.set_num_threads(threads_of(name))
         f(), b()
-    order = [(name, p) for name in variants for p in ("fwd", "bwd")]
+    order = [(name, p) for name in variants for p in ("fwd", "bwd") for _ in range(cpu_reps if "cpu" in name else 1)]
     for _ in range(reps):
         random.shuffle(order)
         for name, p in order:
@@ -103,7 +107,8 @@ def run_case(case, variants, threads_all: int, reps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=3, help="rounds; every variant runs once per round")
+    parser.add_argument("--cpu-reps", type=int, default=5, help="samples of the cpu variants per round")
     parser.add_argument("--quick", action="store_true", help="main shape only")
     parser.add_argument("--compile-all", action="store_true", help="time `compile` at every shape, not only the main one")
     parser.add_argument("--json", help="write every sample here")
@@ -114,7 +119,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {threads} threads, cpu build: {cpu_variant.build_info()}")
     record = {"threads": threads, "build": cpu_variant.build_info(), "cases": []}
     cases = [MAIN] + ([] if args.quick else PAPER)
-    header = ("| B | C | H=W | G | pass | cpu@1 ms | cpu ms | 1→{t} scaling | eager ms | unfold ms | compile ms "
+    header = ("| B | C | H=W | G | pass | cpu@1 ms | cpu ms (min) | 1→{t} scaling | eager ms | unfold ms | compile ms "
               "| depthwise ms | bound ms | GB/s | % roofline | × best other |").format(t=threads)
     rows = []
     for case in cases:
@@ -123,7 +128,7 @@ def main() -> None:
         variants = base + (["compile"] if case == MAIN or args.compile_all else [])
         # the roofline brackets the case: measured before and after, the better kept
         bw1, peak1 = measure_roofline(threads, 5)
-        result = run_case(case, variants, threads, args.reps)
+        result = run_case(case, variants, threads, args.reps, args.cpu_reps)
         med = {k: statistics.median(v) for k, v in result.items()}
         bw2, peak2 = measure_roofline(threads, 5)
         bw, peak = max(bw1, bw2), max(peak1, peak2)
@@ -135,9 +140,9 @@ def main() -> None:
             bound = max(bytes_ / (bw * 1e9), flops / peak)
             t_cpu = med[f"cpu {p}"]
             others = [med[f"{v} {p}"] for v in ("eager", "unfold", "compile") if f"{v} {p}" in med]
-            fmt = lambda key: f"{med[key] * 1e3:.1f}" if key in med else "–"  # noqa: E731
+            fmt = lambda key: f"{med[key] * 1e3:.2f}" if key in med else "–"  # noqa: E731
             rows.append(
-                f"| {B} | {C} | {H} | {G} | {p} | {fmt(f'cpu@1 {p}')} | {t_cpu * 1e3:.2f} "
+                f"| {B} | {C} | {H} | {G} | {p} | {fmt(f'cpu@1 {p}')} | {t_cpu * 1e3:.2f} ({min(result[f'cpu {p}']) * 1e3:.2f}) "
                 f"| {med[f'cpu@1 {p}'] / t_cpu:.2f}× | {fmt(f'eager {p}')} | {fmt(f'unfold {p}')} "
                 f"| {fmt(f'compile {p}')} | {fmt(f'depthwise {p}')} | {bound * 1e3:.2f} | {bytes_ / t_cpu / 1e9:.1f} "
                 f"| {100 * bound / t_cpu:.0f}% | {min(others) / t_cpu:.0f}× |"
