@@ -3,6 +3,7 @@
     .venv/bin/python tools/bench_cpu.py                 # main shape + RedNet-50 paper shapes
     .venv/bin/python tools/bench_cpu.py --quick         # main shape only
     .venv/bin/python tools/bench_cpu.py --json out.json # also keep every sample
+    .venv/bin/python tools/bench_cpu.py --in-cache      # kernel throughput per CPU-second vs matmul
 
 For each case it times eager, unfold, compile (main shape only unless --compile-all: ~1 min of
 compilation per shape), the depthwise conv with the same MACs, and `cpu` at 1 and at all threads;
@@ -105,6 +106,37 @@ def run_case(case, variants, threads_all: int, reps: int, cpu_reps: int) -> dict
     return {f"{name} {p}": s for (name, p), s in samples.items()}
 
 
+def in_cache_efficiency(calls: int = 100) -> None:
+    """Single-thread kernel throughput on data that fits in L2, against a matmul in the same process.
+
+    CPU time (process_time), fastest of 5 batches: what the kernels do per cycle, apart from memory and
+    from other processes' time slices. Shape: one group of 16 channels, 56×56, K=7.
+    """
+    torch.set_num_threads(1)
+    B, C, H, K, G = 1, 16, 56, 7, 1
+    x, w, g = torch.randn(B, C, H, H), torch.randn(B, G, K * K, H, H) / K, torch.randn(B, C, H, H)
+    out, gw = torch.empty_like(x), torch.empty_like(w)
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    macs = involution_apply_macs(B, C, H, H, K)
+    jobs = {
+        "matmul 512": (lambda: a @ b, 512**3),
+        "forward": (lambda: cpu_variant._launch("forward", x, G, K, 1, 1, x, w, out), macs),
+        "grad_input": (lambda: cpu_variant._launch("grad_input", x, G, K, 1, 1, g, w, out), macs),
+        "grad_kernel": (lambda: cpu_variant._launch("grad_kernel", x, G, K, 1, 1, g, x, gw), macs),
+    }
+    best = {name: float("inf") for name in jobs}
+    for _ in range(5):
+        for name, (fn, _) in jobs.items():
+            t0 = time.process_time()
+            for _ in range(calls):
+                fn()
+            best[name] = min(best[name], (time.process_time() - t0) / calls)
+    peak = jobs["matmul 512"][1] / best["matmul 512"]
+    for name, (_, m) in jobs.items():
+        print(f"{name:12s} {best[name] * 1e6:8.1f} us  {m / best[name] / 1e9:6.2f} GMAC/cpu-s  "
+              f"{100 * m / best[name] / peak:5.1f}% of matmul")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3, help="rounds; every variant runs once per round")
@@ -112,7 +144,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="main shape only")
     parser.add_argument("--compile-all", action="store_true", help="time `compile` at every shape, not only the main one")
     parser.add_argument("--json", help="write every sample here")
+    parser.add_argument("--in-cache", action="store_true", help="only the single-thread in-cache throughput")
     args = parser.parse_args()
+    if args.in_cache:
+        cpu_variant.library()
+        return in_cache_efficiency()
 
     threads = torch.get_num_threads()
     cpu_variant.library()
