@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import os
 import random
 import sys
 import time
@@ -118,6 +119,34 @@ def slowed_variant(fraction: float) -> Iterator[registry.Variant]:
     finally:  # gone again: tests that enumerate the registry never see it
         registry._REGISTRY.pop(variant.key, None)
         APPLY.pop(name, None)
+
+
+# ---- the slowed variant inside `invobench run` (a plugin) -----------------------------------------
+
+#: INVOBENCH_SLOW_EAGER=0.20 with INVOBENCH_PLUGINS=tests/gate_harness.py: involution.eager runs the slowed code
+SLOW_EAGER_ENV = "INVOBENCH_SLOW_EAGER"
+
+
+def register_plugin() -> None:
+    """Runner/worker plugin hook: pretend a pull request made involution.eager do `$INVOBENCH_SLOW_EAGER` extra work.
+
+    The slowed implementation is registered as `involution.eager-slowed<pct>` and then *also* under
+    the name `involution.eager`, in this process only, so its records carry eager's case ids and
+    `invobench compare` matches them against an unmodified run.
+    """
+    import dataclasses
+
+    fraction = float(os.environ.get(SLOW_EAGER_ENV, "0") or 0)
+    if fraction <= 0:
+        return
+    name = slowed_name(fraction)
+    variant = _SLOWED[name][0] if name in _SLOWED else register_involution_variant(
+        name, involution_slowed(fraction), involution_reference_backward, devices=("cpu", "cuda"),
+        dtypes=("float64", "float32"),
+        description=f"TEST ONLY: eager plus {fraction:.0%} extra taps of multiply-adds (regression-gate evidence)",
+    )
+    _SLOWED.setdefault(name, (variant, APPLY[name]))
+    registry.register(dataclasses.replace(variant, name="eager", description=f"TEST ONLY: eager slowed by {fraction:.0%} extra taps"))
 
 
 # ---- interleaved measurement of two runs -------------------------------------------------------

@@ -838,7 +838,6 @@ def build_report(runs: Sequence[ResultsFile], baseline: Optional[str] = None,
         figures.extend(used)
         sections.append((anchor, heading, (f'<p class="note">{intro}</p>' if intro else "") + block))
 
-    warn_html = "".join(f'<div class="warn">{esc(w)}</div>' for w in warnings)
     n_ok = sum(r.record.status == "ok" for r in rows)
     sections.append(("summary", "Run summary and environment",
                      f'<p class="note">{len(runs)} results file(s), {len(rows):,} records ({n_ok:,} ok). '
@@ -961,7 +960,8 @@ def render_comparison_html(comparison) -> str:
     block, figures = _figure_block(figure, "No case could be judged (see the table's notes).")
     columns = [("verdict", "verdict", "status"), ("variant", "variant", "text"), ("pass", "pass", "text"),
                ("case", "case", "text"), ("base", "BASE median ms", "num"), ("new", "NEW median ms", "num"),
-               ("ratio", "ratio", "num"), ("lo", "CI low", "num"), ("hi", "CI high", "num"), ("p", "p", "num"),
+               ("ratio", "ratio" if comparison.normalize_by is None else f"ratio (÷ {comparison.normalize_by})", "num"),
+               ("lo", "CI low", "num"), ("hi", "CI high", "num"), ("p", "p", "num"),
                ("nb", "n BASE", "int"), ("nn", "n NEW", "int"), ("note", "note", "text"), ("case_id", "case id", "text")]
     rows = [[c.verdict, c.variant_key, c.pass_, c.label, _round(c.base_median_ms), _round(c.new_median_ms),
              _round(c.ratio, 4), _round(c.ci_low, 4), _round(c.ci_high, 4), _round(c.p_value, 3), c.n_base, c.n_new,
