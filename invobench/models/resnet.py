@@ -101,13 +101,19 @@ class BottleneckNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # torchvision's initialisation (no zero-init of the last BN, so every block contributes to the output)
+        # torchvision's initialisation with zero_init_residual, as the official RedNet and mmcls ResNet
+        # configs use: each block starts as the identity. Without it an untrained RedNet in eval mode
+        # overflows to inf/NaN (the apply multiplies x by a kernel made from x, block after block),
+        # and inf/NaN arithmetic would distort the timings.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.bn3.weight)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone and global pool, (B, 2048): what mmcls's get_flops counts (`extract_feat`)."""
