@@ -287,3 +287,14 @@ def test_killed_run_leaves_a_valid_file_and_resume_finishes_it(tmp_path):
     data = read_results(out)
     assert len(data.records) == 4 and len({r.case_id for r in data.records}) == 4
     assert summary.already_done == len(partial.records)
+
+
+def test_time_guard_skips_slow_variants_and_their_later_passes(tmp_path):
+    suite = TINY.replace("timeout_s: 60}", "timeout_s: 60, max_call_s: 0.000001}")
+    out = tmp_path / "r.jsonl"
+    run_suite(RunConfig(suite=write_suite(tmp_path, suite), out=out, variants=["conv.depthwise"]))
+    fwd, both = read_results(out).records
+    assert (fwd.pass_, fwd.status, both.pass_, both.status) == ("fwd", "skipped", "fwd+bwd", "skipped")
+    assert fwd.reasons[0].startswith("time guard: one call took") and fwd.info["time_guard_call_ms"] > 0
+    assert both.reasons[0].startswith("time guard: its fwd pass on this case already took")
+    assert both.duration_s is None  # never sent to the worker

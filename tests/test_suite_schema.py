@@ -170,3 +170,27 @@ def test_bad_shard_specs(text, message):
 
 def test_every_shipped_suite_file_is_in_the_suites_dir():
     assert {p.stem for p in Path(SUITES_DIR).glob("*.yaml")} >= set(SHIPPED)
+
+
+def test_exclude_variants_takes_names_out_of_the_inherited_list_only():
+    loaded = suite("""
+        variants: [involution.*]
+        exclude_variants: [involution.compile]
+        defaults: {B: 1, C: 16, size: 8, K: 3, G: 2, pass: fwd}
+        sweeps:
+          - name: all but compile
+          - name: only compile
+            variants: [involution.compile]
+          - name: fewer
+            exclude_variants: [involution.unfold]
+            product: {B: 2}
+    """)
+    items = expand_suite(loaded, KNOWN)
+    by_sweep = {}
+    for i in items:
+        by_sweep.setdefault(i.sweep, set()).add(i.key)
+    assert "involution.compile" not in by_sweep["all but compile"] and "involution.eager" in by_sweep["all but compile"]
+    assert by_sweep["only compile"] == {"involution.compile"}
+    assert by_sweep["fewer"] == by_sweep["all but compile"] - {"involution.unfold"}
+    with pytest.raises(SuiteError, match=r"exclude_variants\[0\]: unknown variant 'involution.compil'"):
+        suite(BASE.replace("variants: [", "exclude_variants: [involution.compil]\nvariants: ["))

@@ -90,6 +90,11 @@ def expand_suite(
         where = f"sweeps[{i}]" + (f" ({sweep.name})" if sweep.name else "")
         patterns = list(variants) if variants is not None else (sweep.variants if sweep.variants is not None else suite.variants)
         keys = expand_variant_patterns(patterns, known_variants, "--variants" if variants is not None else where)
+        if variants is None:  # an explicit --variants list is taken as given
+            inherited = suite.exclude_variants if sweep.variants is None else []
+            excluded = set(expand_variant_patterns(inherited + sweep.exclude_variants, known_variants,
+                                                   f"{where}.exclude_variants"))
+            keys = [k for k in keys if k not in excluded]
         zips = sweep.zip if isinstance(sweep.zip, list) else [sweep.zip]
         zip_axes = {axis for group in zips for axis in group}
         axes = merge_axes(suite.defaults, {**sweep.product, **{a: None for a in zip_axes}})

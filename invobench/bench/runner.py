@@ -438,6 +438,8 @@ class Runner:
         self.config = config
         self.console = console
         self.on_record = on_record or (lambda record: None)
+        #: (variant key, case) -> reason, for variants whose earlier pass of the case hit the time guard
+        self.time_guarded: dict[tuple[str, str], str] = {}
 
     # ---- planning --------------------------------------------------------------------------
     def load(self) -> tuple[LoadedSuite, list[CaseGroup]]:
@@ -620,7 +622,13 @@ class Runner:
 
     def _run_chunk(self, group: CaseGroup, chunk: list[tuple[BenchItem, Optional[int]]], suite: Suite, out: Path,
                    worker: WorkerProcess, roofline: Optional[Roofline], summary: RunSummary) -> None:
-        pending = {item.key: (item, estimate) for item, estimate in chunk}
+        pending = {}
+        for item, estimate in chunk:
+            slow = self.time_guarded.get((item.key, _case_key(item)))
+            if slow:  # an earlier pass of this variant and case hit the time guard: its other passes are longer
+                self._emit(out, make_record(item, "skipped", reasons=[slow], estimate=estimate), summary)
+            else:
+                pending[item.key] = (item, estimate)
         seed = int(group.group_id[:8], 16)
         while pending:
             if not worker.alive:
@@ -629,7 +637,7 @@ class Runner:
             self._status(f"{group.pass_} {group.case.label()}: {', '.join(pending)}")
             request = {"kind": "group", "group_id": group.group_id, "case": group.case.as_dict(), "pass": group.pass_,
                        "variants": list(pending), "seed": seed,
-                       "policy": {k: getattr(suite.budget, k) for k in ("warmup_s", "case_s", "min_samples", "max_samples", "rel_iqr")},
+                       "policy": {k: getattr(suite.budget, k) for k in ("warmup_s", "case_s", "min_samples", "max_samples", "rel_iqr", "max_call_s")},
                        "timer": {"l2_flush": suite.budget.l2_flush, "cuda_graphs": suite.budget.cuda_graphs}}
             worker.send(request)
             while True:  # until the worker says the group is done (or dies): replies must not leak into the next group
@@ -646,6 +654,10 @@ class Runner:
                     break
                 if reply.get("kind") == "result" and reply.get("key") in pending:
                     item, estimate = pending.pop(reply["key"])
+                    if any(r.startswith("time guard:") for r in reply.get("reasons") or []):
+                        self.time_guarded[(item.key, _case_key(item))] = (
+                            f"time guard: its {item.pass_} pass on this case already took "
+                            f"{reply['info']['time_guard_call_ms'] / 1e3:.2f} s per call (budget.max_call_s = {suite.budget.max_call_s:g} s)")
                     self._emit(out, make_record(item, reply.get("status", "ok"), measurement=reply, roofline=roofline,
                                                 estimate=estimate), summary)
                 elif reply.get("kind") == "group_done":
@@ -697,6 +709,10 @@ class Runner:
     def _progress_stop(self) -> None:
         if getattr(self, "progress", None) is not None:
             self.progress.stop()
+
+
+def _case_key(item: BenchItem) -> str:
+    return json.dumps(item.case.as_dict(), sort_keys=True)
 
 
 def _pack_by_memory(items: list[tuple[BenchItem, Optional[int]]], budget: int) -> list[list[tuple[BenchItem, Optional[int]]]]:

@@ -7,7 +7,9 @@ misspelt names. Layout:
     name: smoke                     # optional, defaults to the file's stem
     description: ...
     variants: [involution.eager, conv.*]   # family.name or family.* ; default for every sweep
-    budget: {case_s: 1.0, warmup_s: 0.2, min_samples: 5, max_samples: 200, rel_iqr: 0.05, timeout_s: 600}
+    exclude_variants: [involution.compile] # taken out of `variants` (not of a sweep's own list; a sweep may exclude too)
+    budget: {case_s: 1.0, warmup_s: 0.2, min_samples: 5, max_samples: 200, rel_iqr: 0.05, timeout_s: 600,
+             max_call_s: 2.0}               # max_call_s: optional time guard (see Budget)
     roofline: {copy_mib: 256, matmul_max_n: 2048, time_s: 0.5}
     mem_budget: 60%                 # optional default of `--mem-budget`
     defaults: {dtype: float32, device: cpu, pass: [fwd, fwd+bwd]}   # axes shared by every sweep
@@ -86,7 +88,9 @@ class Budget(_Strict):
     min_samples: int = Field(5, ge=3, description="samples before the IQR/median test may stop sampling")
     max_samples: int = Field(200, ge=3)
     rel_iqr: float = Field(0.05, gt=0, description="stop once IQR / median is at most this")
-    timeout_s: float = Field(900.0, gt=0, description="wall-clock limit of one case group in the worker (then: timeout)")
+    max_call_s: Optional[float] = Field(None, gt=0, description="time guard: skip a variant whose second call (the first "
+                                        "may compile) takes longer, and its later passes of the same case")
+    timeout_s: float = Field(900.0, gt=0, description="a worker making no progress (no call finishing) this long is killed: timeout")
     l2_flush: bool = Field(True, description="CUDA: overwrite a buffer larger than L2 before every timed call")
     cuda_graphs: bool = Field(False, description="CUDA: time replays of a captured CUDA graph of the call")
 
@@ -103,6 +107,7 @@ AxisValue = Union[int, float, str, bool, list]
 class Sweep(_Strict):
     name: Optional[str] = None
     variants: Optional[list[str]] = None
+    exclude_variants: list[str] = Field(default_factory=list)
     product: dict[str, AxisValue] = Field(default_factory=dict)
     zip: Union[dict[str, list], list[dict[str, list]]] = Field(default_factory=dict)
 
@@ -111,6 +116,8 @@ class Suite(_Strict):
     name: Optional[str] = None
     description: str = ""
     variants: list[str] = Field(default_factory=list)
+    exclude_variants: list[str] = Field(default_factory=list, description="taken out of `variants` (patterns allowed); "
+                                        "sweeps that give their own list are not affected")
     budget: Budget = Field(default_factory=Budget)
     roofline: RooflineConfig = Field(default_factory=RooflineConfig)
     mem_budget: Optional[Union[str, float, int]] = None
@@ -173,6 +180,7 @@ def parse_suite(text: str, source: str = "<suite>", stem: str = "suite", known_v
 
         known_variants = [v.key for v in all_variants()]
     _check_variants(source, "variants", suite.variants, known_variants)
+    _check_variants(source, "exclude_variants", suite.exclude_variants, known_variants)
     _check_axes(source, "defaults", suite.defaults, allow_lists=True)
     for i, sweep in enumerate(suite.sweeps):
         where = f"sweeps[{i}]"
@@ -180,6 +188,7 @@ def parse_suite(text: str, source: str = "<suite>", stem: str = "suite", known_v
             _check_variants(source, f"{where}.variants", sweep.variants, known_variants)
         elif not suite.variants:
             raise SuiteError(f"{source}: {where}: no variants to run; give `variants:` at the top level or in the sweep")
+        _check_variants(source, f"{where}.exclude_variants", sweep.exclude_variants, known_variants)
         _check_axes(source, f"{where}.product", sweep.product, allow_lists=True)
         zips = sweep.zip if isinstance(sweep.zip, list) else [sweep.zip]
         seen_zip: set[str] = set()

@@ -35,6 +35,8 @@ class SamplingPolicy:
     min_samples: int = 5
     max_samples: int = 200
     rel_iqr: float = 0.05
+    #: time guard: a variant whose second call takes longer than this is not sampled (None: no guard)
+    max_call_s: Optional[float] = None
 
 
 def summarize(samples_ms: list[float]) -> dict:
@@ -169,10 +171,15 @@ class VariantSampling:
     spent_s: float = 0.0
     stop_reason: Optional[str] = None
     error: Optional[BaseException] = None
+    too_slow_ms: Optional[float] = None
 
 
-def warm_up(fn: Callable[[], object], timer, warmup_s: float) -> VariantSampling:
-    """Time the first call on its own (it may compile), then call until `warmup_s` has passed (at least once)."""
+def warm_up(fn: Callable[[], object], timer, warmup_s: float, max_call_s: Optional[float] = None) -> VariantSampling:
+    """Time the first call on its own (it may compile), then call until `warmup_s` has passed (at least once).
+
+    With `max_call_s`, stops after the second call if that one took longer (`too_slow_ms` set): the
+    first call may compile, so the second is the first honest estimate of one call.
+    """
     result = VariantSampling()
     t0 = time.perf_counter()
     fn()
@@ -183,7 +190,11 @@ def warm_up(fn: Callable[[], object], timer, warmup_s: float) -> VariantSampling
         fn()
         timer.synchronize()
         result.warmup_calls += 1
-        if time.perf_counter() - t1 >= warmup_s:
+        elapsed = time.perf_counter() - t1
+        if result.warmup_calls == 1 and max_call_s is not None and elapsed > max_call_s:
+            result.too_slow_ms = elapsed * 1e3
+            break
+        if elapsed >= warmup_s:
             break
     result.warmup_ms = (time.perf_counter() - t1) * 1e3
     return result

@@ -250,7 +250,15 @@ class Worker:
                         continue
                     pc.call = timer.prepare(pc.call)
                     self.mark(f"{key}\twarmup")
-                    results[key] = warm_up(pc.call, timer, policy.warmup_s)
+                    results[key] = res = warm_up(pc.call, timer, policy.warmup_s, policy.max_call_s)
+                    if res.too_slow_ms is not None:
+                        pc.release()
+                        finish(key, {"status": "skipped", "reasons": [
+                            f"time guard: one call took {res.too_slow_ms / 1e3:.2f} s, above the suite's "
+                            f"budget.max_call_s = {policy.max_call_s:g} s"],
+                            "info": {"first_call_ms": res.first_call_ms, "time_guard_call_ms": res.too_slow_ms}})
+                        gc.collect()
+                        continue
                     calls[key] = pc
                 except Exception as exc:
                     finish(key, _exception_fields(exc))
