@@ -72,18 +72,16 @@ def involution_slowed(fraction: float) -> Callable:
             for j in range(K):
                 rows, cols = _tap_slices(i, j, Ho, Wo, stride, dilation)
                 out = out + kernel[:, :, i * K + j].unsqueeze(2) * xg[..., rows, cols]
-        # the extra work: whole taps, then one partial tap over the first `share` of each group's channels
+        # the extra work, exactly what a tap costs (one product, one sum, one new tensor each), discarded:
+        # whole taps, then one partial tap over the first `share` of each group's channels
         extra = fraction * K * K
-        scratch = x.new_zeros(B, G, Cg, Ho, Wo)
         tap = 0
         while extra > 1e-9:
             share = min(1.0, extra)
             channels = max(1, round(share * Cg))
             i, j = divmod(tap % (K * K), K)
             rows, cols = _tap_slices(i, j, Ho, Wo, stride, dilation)
-            part = scratch[:, :, :channels] + kernel[:, :, tap % (K * K)].unsqueeze(2) * xg[:, :, :channels, rows, cols]
-            if channels == Cg:
-                scratch = part
+            _discarded = out[:, :, :channels] + kernel[:, :, tap % (K * K)].unsqueeze(2) * xg[:, :, :channels, rows, cols]
             extra -= share
             tap += 1
         return out.reshape(B, C, Ho, Wo)
@@ -243,6 +241,41 @@ def measure_pair(out_dir: Path, *, b_variant: str = "involution.eager", cases: O
                     append_line(paths[(clock, run)], _record(recorded_as, case, values,
                                                              implementations[(run, recorded_as)], CLOCKS[clock][0]))
     return {clock: (paths[(clock, "A")], paths[(clock, "B")]) for clock in CLOCKS}
+
+
+# ---- two real `invobench run`s, alternating in small shards -------------------------------------
+
+GATE_SUITE = Path(__file__).resolve().parent.parent / "benchmarks" / "gate.yaml"
+
+
+def run_alternating_shards(out_dir: Path, *, suite: Path = GATE_SUITE, shards: int = 6, slow_b: float = 0.0,
+                           threads: int = 1, timeout_s: float = 900) -> tuple[Path, Path]:
+    """Two real runs, A and B, of `suite` with `invobench run`, alternating shard by shard (A B, B A, A B, …).
+
+    B runs the slowed eager when `slow_b` > 0 (through this module as an INVOBENCH_PLUGINS plugin).
+    Each side's shards are merged with `invobench merge`. Returns the two merged results files.
+    """
+    import subprocess
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env_a = {k: v for k, v in os.environ.items() if k not in (SLOW_EAGER_ENV, "INVOBENCH_PLUGINS")}
+    env_b = dict(env_a, **({"INVOBENCH_PLUGINS": str(Path(__file__).resolve()), SLOW_EAGER_ENV: str(slow_b)} if slow_b else {}))
+    cli = [sys.executable, "-m", "invobench"]
+    files: dict[str, list[Path]] = {"A": [], "B": []}
+    for k in range(1, shards + 1):
+        for side in ("AB" if k % 2 else "BA"):
+            out = out_dir / f"{side}-shard{k}.jsonl"
+            out.unlink(missing_ok=True)
+            subprocess.run(cli + ["run", str(suite), "--shard", f"{k}/{shards}", "--threads", str(threads), "--out", str(out)],
+                           env=env_a if side == "A" else env_b, check=True, capture_output=True, timeout=timeout_s)
+            files[side].append(out)
+    merged = []
+    for side in "AB":
+        target = out_dir / f"{side}.jsonl"
+        target.unlink(missing_ok=True)
+        subprocess.run(cli + ["merge", str(target), *map(str, files[side])], check=True, capture_output=True, timeout=300)
+        merged.append(target)
+    return merged[0], merged[1]
 
 
 # ---- the evidence sweep ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from scipy import stats as scipy_stats
 from invobench.commands.compare import command as compare_command
 from invobench.report.compare import CompareError, compare_runs, to_json, to_markdown
 from invobench.report.stats import (
-    RatioEstimate, bootstrap_medians, case_rng, mann_whitney_p, quartiles, ratio_of_medians, verdict,
+    RatioEstimate, bootstrap_medians, case_rng, holm_adjust, mann_whitney_p, quartiles, ratio_of_medians, verdict,
 )
 from invobench.results import read_results
 from synthetic_results import HOSTILE, paper_cases, write_run
@@ -114,6 +114,20 @@ def test_verdict_rules(estimate, expected):
     assert verdict(estimate, threshold=0.05, alpha=0.05) == expected
 
 
+def test_holm_adjustment_by_hand():
+    # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → running max 0.06
+    adjusted = holm_adjust([0.01, 0.04, 0.03, None, 0.005])
+    assert adjusted[3] is None
+    assert [adjusted[i] for i in (0, 1, 2, 4)] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_verdict_uses_the_adjusted_p_value():
+    estimate = RatioEstimate(1.20, 1.10, 1.30, 0.01, 30, 30)
+    assert verdict(estimate, 0.05, 0.05) == "regression"
+    assert verdict(estimate, 0.05, 0.05, p_value=0.24) == "no change"  # e.g. 0.01 among 24 cases under Holm
+
+
 def test_ratio_rejects_bad_arguments():
     with pytest.raises(ValueError, match="no finite samples"):
         ratio_of_medians([], [1.0])
@@ -176,6 +190,19 @@ def test_normalize_by_compares_machines_of_different_speed(runs):
     assert len(norm.with_verdict("reference")) == 20
     assert not any("BASE ran on" in w for w in norm.warnings)  # the advice to normalise is not repeated
     assert any("BASE ran on" in w for w in plain.warnings)
+
+
+def test_holm_correction_is_the_default_and_can_be_switched_off(runs):
+    holm = _compare(runs, "base", "slow")
+    none = _compare(runs, "base", "slow", correction="none")
+    assert holm.correction == "holm" and none.correction == "none"
+    for h, n in zip(holm.cases, none.cases):
+        assert h.case_id == n.case_id and h.p_value == n.p_value
+        if h.p_value is not None:
+            assert h.p_adjusted >= h.p_value and n.p_adjusted == n.p_value
+    assert "Holm-adjusted" in to_markdown(holm)
+    with pytest.raises(CompareError, match="correction"):
+        _compare(runs, "base", "slow", correction="bonferonni")
 
 
 def test_unknown_normalize_variant_lists_the_variants(runs):

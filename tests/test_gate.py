@@ -112,3 +112,19 @@ def test_slowed_variant_never_stays_in_the_registry():
     assert variant.key not in {v.key for v in registry.all_variants()}
     with slowed_variant(0.10) as again:  # a second block re-registers the same op without redefining it
         assert again is variant
+
+
+@pytest.mark.slow
+def test_real_runs_alternating_in_shards(tmp_path):
+    """`invobench run` itself, twice per check, alternating in shards (how docs/gate.md advises gating on one runner)."""
+    from gate_harness import run_alternating_shards
+
+    a1, a2 = run_alternating_shards(tmp_path / "aa")
+    for extra in ([], ["--normalize-by", REFERENCE]):
+        code, data = compare_json(a1, a2, *extra)
+        regressed = [c for c in data["cases"] if c["verdict"] in ("regression", "broken")]
+        assert code == 0 and not regressed, f"A/A of two real runs flagged {len(regressed)} ({extra})"
+    a, b = run_alternating_shards(tmp_path / "slow20", slow_b=0.20)
+    code, data = compare_json(a, b)
+    assert code == 1, "two real runs: the gate passed a variant doing 20% extra work"
+    assert by_variant(data, EAGER, "regression")

@@ -20,16 +20,20 @@ import click
 @click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
               help="Also write an HTML comparison report here.")
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when any case regresses or newly fails.")
+@click.option("--correction", type=click.Choice(["holm", "none"]), default="holm", show_default=True,
+              help="Multiple-comparison correction of the p-values over all judged cases (holm: ALPHA bounds the "
+                   "chance of any false alarm in the whole comparison; none: per case).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
 @click.option("--resamples", default=2000, show_default=True, type=click.IntRange(100, 100_000),
               help="Bootstrap resamples per case.")
 def command(base: str, new: str, threshold: float, alpha: float, normalize_by: str | None, fmt: str,
-            html_path: str | None, fail_on_regression: bool, seed: int, resamples: int) -> None:
+            html_path: str | None, fail_on_regression: bool, correction: str, seed: int, resamples: int) -> None:
     """Compare results file NEW against BASE, case by case (matched by case id).
 
     A case regresses when the whole 95% bootstrap interval of median(NEW)/median(BASE) lies
-    above 1 + THRESHOLD and the Mann–Whitney U p-value is below ALPHA; improvements likewise
-    below 1/(1 + THRESHOLD). A directory argument must hold exactly one results file.
+    above 1 + THRESHOLD and the Mann–Whitney U p-value (Holm-adjusted over all judged cases) is
+    below ALPHA; improvements likewise below 1/(1 + THRESHOLD). A directory argument must hold
+    exactly one results file.
     """
     from pathlib import Path
 
@@ -45,7 +49,7 @@ def command(base: str, new: str, threshold: float, alpha: float, normalize_by: s
                                        f"(merge shards first with `invobench merge`)")
             sides.append(load_results(files)[0])
         comparison = compare_runs(sides[0], sides[1], threshold=threshold, alpha=alpha, normalize_by=normalize_by,
-                                  n_resamples=resamples, seed=seed)
+                                  n_resamples=resamples, seed=seed, correction=correction)
     except (ReportInputError, CompareError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

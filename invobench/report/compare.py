@@ -6,6 +6,10 @@ Records are matched by `case_id` (stable across runs and machines). Per matched 
     regression  ⇔ the whole 95% interval > 1 + threshold and p < alpha
     improvement ⇔ the whole 95% interval < 1 / (1 + threshold) and p < alpha
 
+p is the Mann–Whitney U p-value, Holm-adjusted over every judged case of the comparison
+(`correction="holm"`, the default), so alpha bounds the chance that the gate fails on any
+case at all when nothing changed; `correction="none"` judges each case at alpha on its own.
+
 With `normalize_by=VARIANT` every latency is first divided by the latency of VARIANT measured
 in the same run at the same case and pass (house style: compare ratios measured in one run),
 so a uniformly faster or slower machine cancels out. A case that ran in BASE but fails in NEW
@@ -21,11 +25,13 @@ import numpy as np
 
 from invobench.report.inputs import machine_name
 from invobench.report.stats import (
-    DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, MIN_SAMPLES, as_samples, case_rng, fmt_ratio, ratio_of_medians, verdict,
+    DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, MIN_SAMPLES, as_samples, case_rng, fmt_ratio, holm_adjust, ratio_of_medians,
+    verdict,
 )
 from invobench.results import Record, ResultsFile
 
 FAILED_STATUSES = ("error", "crashed", "oom", "timeout")
+CORRECTIONS = ("holm", "none")
 #: verdicts in the order a reader wants them: what fails the gate first
 VERDICTS = ("broken", "regression", "improvement", "fixed", "no change", "not judged", "reference")
 GATE_VERDICTS = ("broken", "regression")
@@ -54,6 +60,8 @@ class CaseComparison:
     ci_low: Optional[float] = None
     ci_high: Optional[float] = None
     p_value: Optional[float] = None
+    #: p_value after the multiple-comparison correction (what the verdict uses)
+    p_adjusted: Optional[float] = None
     n_base: int = 0
     n_new: int = 0
 
@@ -74,6 +82,7 @@ class Comparison:
     alpha: float
     confidence: float
     normalize_by: Optional[str]
+    correction: str
     n_resamples: int
     seed: int
     cases: list[CaseComparison]
@@ -181,12 +190,15 @@ def compare_runs(
     confidence: float = DEFAULT_CONFIDENCE,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    correction: str = "holm",
 ) -> Comparison:
     """Match BASE and NEW by case id and judge every common case (module docstring for the rules)."""
     if threshold < 0:
         raise CompareError(f"threshold={threshold} must be >= 0 (a fraction: 0.05 means 5%)")
     if not 0 < alpha < 1:
         raise CompareError(f"alpha={alpha} must lie strictly between 0 and 1 (e.g. 0.05)")
+    if correction not in CORRECTIONS:
+        raise CompareError(f"correction={correction!r} is not one of {', '.join(CORRECTIONS)}")
     warnings: list[str] = []
     base_by_id, new_by_id = _index(base, "BASE", warnings), _index(new, "NEW", warnings)
     common = [cid for cid in base_by_id if cid in new_by_id]
@@ -209,6 +221,7 @@ def compare_runs(
     new_by_key = {_case_key(r): r for r in new_by_id.values() if f"{r.family}.{r.variant}" == ref_key}
 
     cases = []
+    estimates = []
     for cid in common:
         b, n = base_by_id[cid], new_by_id[cid]
         row = CaseComparison(cid, n.family, n.variant, n.pass_, n.label, "not judged", b.status, n.status,
@@ -250,7 +263,12 @@ def compare_runs(
             confidence=confidence, n_resamples=n_resamples, rng=case_rng(seed, cid),
         )
         row.ratio, row.ci_low, row.ci_high, row.p_value = estimate.ratio, estimate.ci_low, estimate.ci_high, estimate.p_value
-        row.verdict = verdict(estimate, threshold, alpha)
+        estimates.append((row, estimate))
+
+    adjusted = holm_adjust([e.p_value for _, e in estimates]) if correction == "holm" else [e.p_value for _, e in estimates]
+    for (row, estimate), p_adjusted in zip(estimates, adjusted):
+        row.p_adjusted = p_adjusted
+        row.verdict = verdict(estimate, threshold, alpha, p_value=p_adjusted)
 
     unjudged = [c for c in cases if c.verdict == "not judged" and c.base_status == c.new_status == "ok"]
     if unjudged:
@@ -262,7 +280,7 @@ def compare_runs(
     return Comparison(
         base_path=base.path, new_path=new.path, base_run_id=base.header.run_id, new_run_id=new.header.run_id,
         base_machine=base_machine, new_machine=new_machine, threshold=threshold, alpha=alpha, confidence=confidence,
-        normalize_by=ref_key, n_resamples=n_resamples, seed=seed, cases=cases,
+        normalize_by=ref_key, correction=correction, n_resamples=n_resamples, seed=seed, cases=cases,
         only_in_base=only_base, only_in_new=only_new, warnings=warnings,
     )
 
@@ -287,18 +305,21 @@ def describe_rule(comparison: Comparison) -> str:
     """The decision rule in one sentence, with this comparison's numbers."""
     t = comparison.threshold
     norm = (f"latencies divided by {comparison.normalize_by} of the same run; " if comparison.normalize_by else "")
+    p = "Holm-adjusted Mann–Whitney p" if comparison.correction == "holm" else "Mann–Whitney p"
     return (f"{norm}ratio = NEW/BASE median; regression: whole {comparison.confidence:.0%} bootstrap interval > {1 + t:.3f} "
-            f"and Mann–Whitney p < {comparison.alpha}; improvement: interval < {1 / (1 + t):.3f} and p < {comparison.alpha}")
+            f"and {p} < {comparison.alpha}; improvement: interval < {1 / (1 + t):.3f} and {p} < {comparison.alpha}")
 
 
+#: p is the adjusted p-value the verdict used (the raw one is in --format json)
 COLUMNS = ("verdict", "variant", "pass", "case", "BASE ms", "NEW ms", "ratio", "95% CI", "p", "note")
 
 
 def columns(comparison: Comparison) -> tuple[str, ...]:
     """Column titles; the ratio says what it is a ratio of when latencies were normalised."""
-    if comparison.normalize_by is None:
-        return COLUMNS
-    return tuple(f"ratio (÷ {comparison.normalize_by})" if c == "ratio" else c for c in COLUMNS)
+    names = {"p": "p (Holm)" if comparison.correction == "holm" else "p"}
+    if comparison.normalize_by is not None:
+        names["ratio"] = f"ratio (÷ {comparison.normalize_by})"
+    return tuple(names.get(c, c) for c in COLUMNS)
 
 
 def table_rows(comparison: Comparison, cases: Optional[list[CaseComparison]] = None) -> list[tuple[str, ...]]:
@@ -306,7 +327,7 @@ def table_rows(comparison: Comparison, cases: Optional[list[CaseComparison]] = N
     rows = []
     for c in comparison.cases if cases is None else cases:
         rows.append((c.verdict, c.variant_key, c.pass_, c.label, _fmt_ms(c.base_median_ms), _fmt_ms(c.new_median_ms),
-                     fmt_ratio(c.ratio), _fmt_ci(c), _fmt_p(c.p_value), c.note))
+                     fmt_ratio(c.ratio), _fmt_ci(c), _fmt_p(c.p_adjusted), c.note))
     return rows
 
 

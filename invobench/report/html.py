@@ -953,7 +953,8 @@ def render_comparison_html(comparison) -> str:
             f"<tr><th>NEW</th><td>{esc(comparison.new_path)} · {esc(comparison.new_run_id)} · {esc(comparison.new_machine)}</td></tr>"
             f"<tr><th>rule</th><td>{esc(describe_rule(comparison))}</td></tr>"
             f"<tr><th>cases</th><td>{esc(comparison.summary_line())}</td></tr>"
-            f"<tr><th>bootstrap</th><td>{comparison.n_resamples} resamples, seed {comparison.seed}</td></tr>"
+            f"<tr><th>bootstrap</th><td>{comparison.n_resamples} resamples, seed {comparison.seed}; "
+            f"multiple-comparison correction: {esc(comparison.correction)}</td></tr>"
             f"</tbody></table>")
     warn_html = "".join(f'<div class="warn">{esc(w)}</div>' for w in comparison.warnings)
     figure = comparison_figure(comparison)
@@ -962,9 +963,10 @@ def render_comparison_html(comparison) -> str:
                ("case", "case", "text"), ("base", "BASE median ms", "num"), ("new", "NEW median ms", "num"),
                ("ratio", "ratio" if comparison.normalize_by is None else f"ratio (÷ {comparison.normalize_by})", "num"),
                ("lo", "CI low", "num"), ("hi", "CI high", "num"), ("p", "p", "num"),
+               ("padj", "p (Holm)" if comparison.correction == "holm" else "p used", "num"),
                ("nb", "n BASE", "int"), ("nn", "n NEW", "int"), ("note", "note", "text"), ("case_id", "case id", "text")]
     rows = [[c.verdict, c.variant_key, c.pass_, c.label, _round(c.base_median_ms), _round(c.new_median_ms),
-             _round(c.ratio, 4), _round(c.ci_low, 4), _round(c.ci_high, 4), _round(c.p_value, 3), c.n_base, c.n_new,
+             _round(c.ratio, 4), _round(c.ci_low, 4), _round(c.ci_high, 4), _round(c.p_value, 3), _round(c.p_adjusted, 3), c.n_base, c.n_new,
              c.note, c.case_id] for c in comparison.cases]
     only = ""
     if comparison.only_in_base or comparison.only_in_new:

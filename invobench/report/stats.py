@@ -107,11 +107,28 @@ def ratio_of_medians(
     return RatioEstimate(float(ratio), float(low), float(high), p_value, int(b.size), int(n.size))
 
 
-def verdict(estimate: RatioEstimate, threshold: float, alpha: float) -> str:
+def holm_adjust(p_values: Sequence[Optional[float]]) -> list[Optional[float]]:
+    """Holm–Bonferroni adjusted p-values (None stays None): p_(i) ↦ max_{j ≤ i} min(1, (m − j + 1)·p_(j)).
+
+    Rejecting where adjusted p < alpha keeps the chance of *any* false alarm among the m cases at
+    most alpha, whatever their dependence; a gate that fails on one flagged case needs exactly that.
+    """
+    present = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(present)
+    adjusted: list[Optional[float]] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(present):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(estimate: RatioEstimate, threshold: float, alpha: float, p_value: Optional[float] = None) -> str:
     """'regression' when the whole interval lies above 1 + threshold and p < alpha;
     'improvement' when it lies below 1 / (1 + threshold) (the same distance in log ratio) and p < alpha;
-    otherwise 'no change'."""
-    significant = estimate.p_value is not None and estimate.p_value < alpha
+    otherwise 'no change'. `p_value` (e.g. Holm-adjusted) replaces the estimate's own when given."""
+    p = estimate.p_value if p_value is None else p_value
+    significant = p is not None and p < alpha
     if significant and estimate.ci_low > 1.0 + threshold:
         return "regression"
     if significant and estimate.ci_high < 1.0 / (1.0 + threshold):
