@@ -16,9 +16,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
+# Local runs land in results/local/ (git-ignored); committed reference runs live beside it in results/.
+BENCH_DIR ?= results/local
+SUITE ?= smoke
+
 bench: $(STAMP)
-	$(PY) -m invobench check --variants involution.eager,involution.unfold,conv.depthwise,attention.unfold
-	$(PY) -m invobench count
+	@mkdir -p $(BENCH_DIR)
+	@stamp=$$(date -u +%Y%m%dT%H%M%SZ); \
+	out="$(BENCH_DIR)/$(SUITE)-$$stamp.jsonl"; html="$(BENCH_DIR)/$(SUITE)-$$stamp-report.html"; \
+	$(PY) -m invobench run $(SUITE) --out "$$out" && \
+	$(PY) -m invobench report "$$out" -o "$$html" && \
+	echo "results: $$out" && echo "report:  $$html"
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not gpu" -q
