@@ -537,7 +537,9 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
   const int64_t nblk = blocks_per_image(images, g.H, nthreads);
   const int64_t rows_per_blk = ceil_div(g.H, nblk);
   const int64_t plane = g.Ho * g.Wo;
-  const int64_t gstride = slots * Lg;  // channel stride of the grad_out ring (and tap stride of the w ring)
+  // Channel stride of the grad_out ring and tap stride of the w ring; the extra cache line keeps the
+  // 49 tap rows one output row reads from landing in the same few L1 sets (slots·Lg is often 2 KiB).
+  const int64_t gstride = slots * Lg + 16;
 
   Scratch scratch(Carver::bytes<A>(g.Cg * gstride) + Carver::bytes<A>(g.KK * gstride) + 2 * Carver::bytes<int64_t>(g.KK),
                   nthreads);
