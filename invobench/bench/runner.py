@@ -376,10 +376,19 @@ class WorkerProcess:
                 self.proc.kill()
 
     def close(self) -> None:
-        for closer in (lambda: os.close(self.read_fd), self.log_file.close):
+        if getattr(self, "read_fd", None) is not None:
             try:
-                closer()
+                os.close(self.read_fd)
             except OSError:
+                pass
+            self.read_fd = None
+        if getattr(self, "log_file", None) is not None:
+            self.log_file.close()
+            self.log_file = None
+        if self.proc is not None and self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:  # a dead worker's pipe
                 pass
 
     def stop(self) -> None:
@@ -391,8 +400,8 @@ class WorkerProcess:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
-                self.proc.wait()
-            self.close()
+        self.proc.wait()
+        self.close()
         self.proc = None
 
 
@@ -544,6 +553,9 @@ class Runner:
             worker = WorkerProcess(Path(tmp), self.config.threads, rss_limit=host_budget)
             try:
                 self._run_groups(pending_groups, suite, out, worker, rooflines, summary)
+            except BaseException:  # Ctrl-C, SIGTERM, a write error: stop measuring now, not after the group
+                worker.kill()
+                raise
             finally:
                 worker.stop()
                 self._progress_stop()

@@ -336,6 +336,22 @@ class Worker:
                 self.send({"kind": "error", "error": f"unknown request kind {kind!r}"})
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this worker when the runner dies (a killed run leaves no worker behind)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the runner died before the request took effect
+        os._exit(1)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m invobench.bench.worker")
     parser.add_argument("--result-fd", type=int, required=True)
@@ -343,6 +359,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     faulthandler.enable(file=sys.stderr, all_threads=True)  # a segfault leaves a Python traceback in the tail
+    _die_with_parent()
     import torch
 
     if args.threads:

@@ -56,6 +56,13 @@ def command(suite, device, variants, dtypes, out, resume, shard, mem_budget, qui
     config = RunConfig(suite=suite, out=out, device=device, variants=_split(variants), dtypes=dtype_list, resume=resume,
                        shard=shard, mem_budget=mem_budget, quick=quick, threads=threads, dry_run=dry_run)
     console = Console(stderr=True)
+
+    def on_sigterm(signum, frame):  # a cancelled CI job: stop the worker and leave the file valid, as Ctrl-C does
+        raise KeyboardInterrupt
+
+    import signal
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         summary = run_suite(config, console=None if dry_run else console)
     except (RunnerError, SuiteError) as exc:
