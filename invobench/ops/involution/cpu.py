@@ -16,6 +16,7 @@ import logging
 import os
 import platform
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -69,12 +70,21 @@ def extension_name() -> str:
     return f"invobench_involution_cpu_{digest.hexdigest()[:16]}"
 
 
+def _path_with_ninja() -> str:
+    """PATH, plus this interpreter's bin directory when ninja is there (a venv that isn't activated)."""
+    path = os.environ.get("PATH", "")
+    venv_bin = Path(sys.executable).parent
+    if shutil.which("ninja", path=path) is None and (venv_bin / "ninja").exists():
+        path = os.pathsep.join([str(venv_bin), path])
+    return path
+
+
 def requirements() -> list[str]:
     """Why the extension can't be built here (checked without building it)."""
     reasons = []
     if shutil.which(_compiler()) is None:
         reasons.append(f"no C++ compiler found ({_compiler()!r} is not on PATH; install g++ or set CXX)")
-    if shutil.which("ninja") is None:
+    if shutil.which("ninja", path=_path_with_ninja()) is None:
         reasons.append("ninja not found on PATH (torch.utils.cpp_extension needs it; pip install ninja)")
     if _build_error() is not None:
         reasons.append(f"building the C++ extension failed: {_build_error()}")
@@ -100,6 +110,8 @@ def library() -> ctypes.CDLL:
 
     name = extension_name()
     log.info("loading or building %s from %s", name, SOURCE)
+    saved_path = os.environ.get("PATH")
+    os.environ["PATH"] = _path_with_ninja()  # torch runs `ninja` from PATH
     try:
         # is_python_module=False: a plain shared library (C ABI, no pybind11), loaded into this process
         path = cpp_extension.load(
@@ -109,6 +121,11 @@ def library() -> ctypes.CDLL:
     except Exception as exc:  # compiler errors surface as RuntimeError/CalledProcessError; keep the first line
         _BUILD["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise
+    finally:
+        if saved_path is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = saved_path
     args = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     for fn in ("invobench_involution_forward", "invobench_involution_grad_input", "invobench_involution_grad_kernel"):
         getattr(lib, fn).argtypes = args
