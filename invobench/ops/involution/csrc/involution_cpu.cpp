@@ -239,18 +239,37 @@ inline void stage(A* dst, const T* src, int64_t n, int64_t n_total) {
   if (n_total > n) std::memset(dst + n, 0, static_cast<size_t>(n_total - n) * sizeof(A));
 }
 
-// Prefetch `rows` rows of `n` elements, `stride` elements apart. A row step touches K² + Cg rows of
-// different planes at once, more streams than the hardware prefetchers follow, so the next step's
-// rows are requested while this one computes.
-template <typename T>
-inline void prefetch_rows(const T* p, int64_t n, int64_t stride, int64_t rows) {
-  const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
-  for (int64_t r = 0; r < rows; ++r) {
-    const char* q = reinterpret_cast<const char*>(p + r * stride);
-    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(q + b, 0, 3);
-    __builtin_prefetch(q + bytes - 1, 0, 3);
+// The next row step's cache lines, requested a few at a time between micro-kernel calls: a burst of
+// K²·Wo/16 prefetches at once overflows the core's miss buffers, and prefetches that find no free
+// buffer are dropped.
+class PrefetchQueue {
+ public:
+  template <typename T>
+  static int64_t capacity(int64_t rows, int64_t n) {
+    return rows * (n * static_cast<int64_t>(sizeof(T)) / 64 + 2);
   }
-}
+  explicit PrefetchQueue(const char** lines) : lines_(lines) {}
+  void reset() { n_ = next_ = 0; }
+  template <typename T>
+  void add_rows(const T* p, int64_t n, int64_t stride, int64_t rows) {
+    const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+    for (int64_t r = 0; r < rows; ++r) {
+      const char* q = reinterpret_cast<const char*>(p + r * stride);
+      const uintptr_t first = reinterpret_cast<uintptr_t>(q) & ~uintptr_t(63);
+      const uintptr_t last = reinterpret_cast<uintptr_t>(q + bytes - 1) & ~uintptr_t(63);
+      for (uintptr_t line = first; line <= last; line += 64) lines_[n_++] = reinterpret_cast<const char*>(line);
+    }
+  }
+  int64_t size() const { return n_; }
+  void issue(int64_t count) {
+    for (; count > 0 && next_ < n_; --count) __builtin_prefetch(lines_[next_++], 0, 3);
+  }
+  void issue_all() { issue(n_ - next_); }
+
+ private:
+  const char** lines_;
+  int64_t n_ = 0, next_ = 0;
+};
 
 // Store `count` (≤ one vector) lanes of `v` to dst[k·step].
 template <typename T, typename A>
@@ -374,14 +393,19 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
   constexpr bool in_place = std::is_same<T, A>::value;
   const int64_t full_end = in_place ? g.Wo / V::n * V::n : 0;  // vectors before this read w in place
   const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad);
-  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(g.KK * wo_pad) + 3 * Carver::bytes<int64_t>(g.KK), nthreads);
+  const int64_t pf_n = PrefetchQueue::capacity<T>(g.KK + g.Cg * g.s, std::max(g.W, g.Wo));
+  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(g.KK * wo_pad) + 3 * Carver::bytes<int64_t>(g.KK) +
+                      Carver::bytes<const char*>(pf_n),
+                  nthreads);
   if (!scratch.ok()) return false;
+  const int64_t kernel_calls = ceil_div(g.Cg, kBlock) * ceil_div(g.Wo, V::n);  // per output row
 
 #pragma omp parallel num_threads(nthreads)
   {
     Carver carve(scratch.thread_part());
     InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n));
     ring.clear();
+    PrefetchQueue prefetch(carve.take<const char*>(pf_n));
     A* wbuf = carve.take<A>(g.KK * wo_pad);
     int64_t* xoff = carve.take<int64_t>(g.KK);
     int64_t* woff_buf = carve.take<int64_t>(g.KK);    // into wbuf
@@ -406,10 +430,13 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
           for (int64_t tap = 0; tap < g.KK; ++tap)
             stage(wbuf + tap * wbuf_stride, wg + tap * plane + ho * g.Wo + full_end, g.Wo - full_end, wbuf_stride);
         }
+        prefetch.reset();  // the previous row's calls issued all of its lines
         if (ho + 1 < h1) {
-          prefetch_rows(wg + (ho + 1) * g.Wo, g.Wo, plane, g.KK);
-          for (int64_t r = r_hi + 1; r <= std::min(r_hi + g.s, g.H - 1); ++r) prefetch_rows(xg + r * g.W, g.W, g.H * g.W, g.Cg);
+          prefetch.add_rows(wg + (ho + 1) * g.Wo, g.Wo, plane, g.KK);
+          for (int64_t r = r_hi + 1; r <= std::min(r_hi + g.s, g.H - 1); ++r)
+            prefetch.add_rows(xg + r * g.W, g.W, g.H * g.W, g.Cg);
         }
+        const int64_t prefetch_per_call = ceil_div(prefetch.size(), kernel_calls);
         int nt = 0;
         for (int64_t i = 0; i < g.K; ++i) {
           const int64_t r = r_lo + i * g.d;
@@ -426,6 +453,7 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
           for (int64_t wv = 0; wv < g.Wo; wv += V::n) {
             const bool place = wv < full_end;
             const A* wp = place ? reinterpret_cast<const A*>(wg) + ho * g.Wo + wv : wbuf + (wv - full_end);
+            prefetch.issue(prefetch_per_call);
             INVOBENCH_DISPATCH_BLOCK(cb, tap_sum, nt, xoff, place ? woff_place : woff_buf,
                                      ring.buf + c0 * ring.cstride + wv, wp, ring.cstride, acc)
             const int64_t count = std::min<int64_t>(V::n, g.Wo - wv);
@@ -448,14 +476,19 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
   const int64_t rows_per_blk = ceil_div(g.Ho, nblk);
   const int64_t plane = g.Ho * g.Wo;
   const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad);
-  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(g.Cg * wo_pad) + 2 * Carver::bytes<int64_t>(g.KK), nthreads);
+  const int64_t pf_n = PrefetchQueue::capacity<T>(g.Cg + g.Cg * g.s, std::max(g.W, g.Wo));
+  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(g.Cg * wo_pad) + 2 * Carver::bytes<int64_t>(g.KK) +
+                      Carver::bytes<const char*>(pf_n),
+                  nthreads);
   if (!scratch.ok()) return false;
+  const int64_t kernel_calls = ceil_div(g.KK, kBlock) * ceil_div(g.Wo, V::n);  // per output row, at most
 
 #pragma omp parallel num_threads(nthreads)
   {
     Carver carve(scratch.thread_part());
     InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n));
     ring.clear();
+    PrefetchQueue prefetch(carve.take<const char*>(pf_n));
     A* gbuf = carve.take<A>(g.Cg * wo_pad);
     zero(gbuf, g.Cg * wo_pad);  // the columns past Wo stay zero
     int64_t* xoff = carve.take<int64_t>(g.KK);
@@ -476,10 +509,14 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
         for (int64_t r = std::max(next_row, r_lo); r <= r_hi; ++r) ring.fill(xg, r);
         next_row = r_hi + 1;
         for (int64_t c = 0; c < g.Cg; ++c) stage(gbuf + c * wo_pad, gg + c * plane + ho * g.Wo, g.Wo, g.Wo);
+        prefetch.issue_all();  // what the previous row's calls left (rows whose taps were skipped)
+        prefetch.reset();
         if (ho + 1 < h1) {
-          prefetch_rows(gg + (ho + 1) * g.Wo, g.Wo, plane, g.Cg);
-          for (int64_t r = r_hi + 1; r <= std::min(r_hi + g.s, g.H - 1); ++r) prefetch_rows(xg + r * g.W, g.W, g.H * g.W, g.Cg);
+          prefetch.add_rows(gg + (ho + 1) * g.Wo, g.Wo, plane, g.Cg);
+          for (int64_t r = r_hi + 1; r <= std::min(r_hi + g.s, g.H - 1); ++r)
+            prefetch.add_rows(xg + r * g.W, g.W, g.H * g.W, g.Cg);
         }
+        const int64_t prefetch_per_call = ceil_div(prefetch.size(), kernel_calls);
         int nt = 0;
         for (int64_t i = 0; i < g.K; ++i) {
           const int64_t r = r_lo + i * g.d;
@@ -497,6 +534,7 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
         for (int t0 = 0; t0 < nt; t0 += kBlock) {
           const int tb = std::min(kBlock, nt - t0);
           for (int64_t wv = 0; wv < g.Wo; wv += V::n) {
+            prefetch.issue(prefetch_per_call);
             INVOBENCH_DISPATCH_BLOCK(tb, channel_sum, g.Cg, xoff + t0, ring.buf + wv, ring.cstride, gbuf + wv,
                                      wo_pad, acc)
             const int64_t count = std::min<int64_t>(V::n, g.Wo - wv);
@@ -541,9 +579,12 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
   // 49 tap rows one output row reads from landing in the same few L1 sets (slots·Lg is often 2 KiB).
   const int64_t gstride = slots * Lg + 16;
 
-  Scratch scratch(Carver::bytes<A>(g.Cg * gstride) + Carver::bytes<A>(g.KK * gstride) + 2 * Carver::bytes<int64_t>(g.KK),
+  const int64_t pf_n = PrefetchQueue::capacity<T>(g.Cg + g.KK, g.Wo);
+  Scratch scratch(Carver::bytes<A>(g.Cg * gstride) + Carver::bytes<A>(g.KK * gstride) + 2 * Carver::bytes<int64_t>(g.KK) +
+                      Carver::bytes<const char*>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
+  const int64_t kernel_calls = g.s * ceil_div(g.Cg, kBlock) * ceil_div(ceil_div(g.W, g.s), V::n);  // per input row
 
 #pragma omp parallel num_threads(nthreads)
   {
@@ -554,6 +595,7 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
     zero(wring, g.KK * gstride);
     int64_t* goff = carve.take<int64_t>(g.KK);
     int64_t* woff = carve.take<int64_t>(g.KK);
+    PrefetchQueue prefetch(carve.take<const char*>(pf_n));
     typename V::type acc[kBlock];
 
 #pragma omp for schedule(dynamic, 1)
@@ -567,10 +609,13 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
       int64_t next_ho = std::max<int64_t>(0, ceil_div(y0 + g.p - (g.K - 1) * g.d, g.s));
       for (int64_t y = y0; y < y1; ++y) {
         const int64_t ho_hi = std::min(g.Ho - 1, floor_div(y + g.p, g.s));
-        if (ho_hi + 1 < g.Ho && y + 1 < y1) {
-          prefetch_rows(gg + (ho_hi + 1) * g.Wo, g.Wo, plane, g.Cg);
-          prefetch_rows(wg + (ho_hi + 1) * g.Wo, g.Wo, plane, g.KK);
+        prefetch.issue_all();
+        prefetch.reset();
+        if (ho_hi + 1 < g.Ho && y + 1 < y1 && floor_div(y + 1 + g.p, g.s) > ho_hi) {  // the next row needs a new one
+          prefetch.add_rows(gg + (ho_hi + 1) * g.Wo, g.Wo, plane, g.Cg);
+          prefetch.add_rows(wg + (ho_hi + 1) * g.Wo, g.Wo, plane, g.KK);
         }
+        const int64_t prefetch_per_call = ceil_div(prefetch.size(), kernel_calls);
         for (; next_ho <= ho_hi; ++next_ho) {
           const int64_t slot = (next_ho % slots) * Lg;
           for (int64_t c = 0; c < g.Cg; ++c) {
@@ -601,6 +646,7 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
           for (int64_t c0 = 0; c0 < g.Cg; c0 += kBlock) {
             const int cb = static_cast<int>(std::min<int64_t>(kBlock, g.Cg - c0));
             for (int64_t mv = 0; mv < m_r; mv += V::n) {
+              prefetch.issue(prefetch_per_call);
               INVOBENCH_DISPATCH_BLOCK(cb, tap_sum, nt, goff, woff, gring + c0 * gstride + mv, wring + mv,
                                        gstride, acc)
               const int64_t count = std::min<int64_t>(V::n, m_r - mv);
