@@ -159,7 +159,7 @@ class PassCall:
         return self.workload.fn
 
     def release(self) -> None:
-        for name in ("outs", "grad_outs", "leaves", "workload", "call"):
+        for name in ("outs", "grad_outs", "leaves", "workload", "call", "timed"):
             if hasattr(self, name):
                 delattr(self, name)
 
@@ -248,9 +248,17 @@ class Worker:
                     if pc.skip_reason:
                         finish(key, {"status": "skipped", "reasons": [pc.skip_reason]})
                         continue
-                    pc.call = timer.prepare(pc.call)
+                    pc.timed, pc.timer_method = pc.call, timer.method
+                    try:
+                        pc.timed = timer.prepare(pc.call)
+                    except Exception as exc:  # e.g. an op that cannot be captured in a CUDA graph: time it with events
+                        if timer.method != "cuda_graph":
+                            raise
+                        pc.timer_method = "cuda_event"
+                        pc.fallback_note = f"CUDA graph capture failed ({type(exc).__name__}: {exc}); timed with events"
+                        torch.cuda.synchronize()
                     self.mark(f"{key}\twarmup")
-                    results[key] = res = warm_up(pc.call, timer, policy.warmup_s, policy.max_call_s)
+                    results[key] = res = warm_up(pc.timed, timer, policy.warmup_s, policy.max_call_s)
                     if res.too_slow_ms is not None:
                         pc.release()
                         finish(key, {"status": "skipped", "reasons": [
@@ -264,7 +272,7 @@ class Worker:
                     finish(key, _exception_fields(exc))
                     calls.pop(key, None)
                     gc.collect()
-            sample_interleaved({k: pc.call for k, pc in calls.items()}, timer, policy, results, rng,
+            sample_interleaved({k: pc.timed for k, pc in calls.items()}, timer, policy, results, rng,
                                on_switch=lambda k: self.mark(f"{k}\tsample"))
             for key, pc in list(calls.items()):
                 res = results[key]
@@ -272,11 +280,13 @@ class Worker:
                 if res.error is not None:
                     fields.update(_exception_fields(res.error))
                 fields["timer"] = {
-                    "method": timer.method, "overhead_ms": overhead, "threads": torch.get_num_threads(),
+                    "method": pc.timer_method, "overhead_ms": overhead, "threads": torch.get_num_threads(),
                     "warmup_ms": res.warmup_ms, "warmup_calls": res.warmup_calls, "l2_flush": timer.l2_flush,
                     "stop_reason": res.stop_reason,
                 }
                 fields["info"] = {"first_call_ms": res.first_call_ms, **self._variant_info(key, case, pc)}
+                if getattr(pc, "fallback_note", None):
+                    fields["info"]["timer_note"] = pc.fallback_note
                 if res.error is None:
                     try:
                         self.mark(f"{key}\tmemory")
