@@ -136,14 +136,14 @@ ptxas info    : Used 40 registers, used 0 barriers
 @pytest.mark.parametrize("arch", [80, 90])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64"])
 def test_every_dtype_and_k_compiles(request, dtype, arch):
-    """Every (dtype, K ≤ 11) compiles; fp32 stays spill-free up to K = 9 (16-bit types spill a few
-    bytes from K = 7 under the 128-register cap, double at its larger K: see docs/cuda.md)."""
+    """Every (dtype, K ≤ 11) compiles; fp32 stays spill-free at every K (16-bit types spill a few
+    bytes at some K under the 128-register cap, double at K = 11: see docs/cuda.md)."""
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("long nvcc sweep (~8 min on 2 cores): run with -m slow")
     profiles = static_profiles([arch], [dtype], kernel_sizes=(1, 3, 5, 7, 9, 11))
     assert not [p for p in profiles if p.error], [p.error for p in profiles if p.error]
     if dtype == "float32":
-        spills = [p for p in profiles if p.spill_store_bytes and "K=11" not in p.config]
+        spills = [p for p in profiles if p.spill_store_bytes or p.spill_load_bytes]
         assert not spills, _ptxas_table(spills)
 
 

@@ -116,15 +116,30 @@ def cuda_include_dir() -> Optional[str]:
     return None
 
 
+@functools.cache
+def _cupy_device_reason() -> Optional[str]:
+    """CuPy's CUDA runtime must reach the GPU torch sees (a driver too old for the wheel's CUDA fails here)."""
+    if not torch.cuda.is_available():
+        return None  # the registry reports the missing device
+    try:
+        import cupy
+
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return (f"CuPy cannot use the GPU ({type(exc).__name__}: {exc}); install the cupy wheel that matches the "
+                "driver's CUDA version (cupy-cuda13x needs a CUDA 13 driver, cupy-cuda12x for CUDA 12)")
+    return None
+
+
 def requirements() -> list[str]:
     """Why the CUDA variants can't run on this machine, device aside (the registry checks the device)."""
     reason = _cupy_reason()
     if reason:
         return [reason]
     reasons = []
-    reason = _nvrtc_reason()
-    if reason:
-        reasons.append(reason)
+    for reason in (_nvrtc_reason(), _cupy_device_reason()):
+        if reason:
+            reasons.append(reason)
     if cuda_include_dir() is None:
         reasons.append("the CUDA headers cuda_fp16.h/cuda_bf16.h were not found; set CUDA_PATH to a CUDA toolkit "
                        "or `pip install nvidia-cuda-runtime`")
@@ -238,22 +253,24 @@ def check_kernel_size(kernel_size: int) -> None:
                          f"(odd K from 1 to {CUDA_MAX_KERNEL_SIZE}; larger K: use variant='triton' or 'unfold')")
 
 
-_MODULES: dict[tuple[str, int, int], object] = {}
-_MODULES_LOCK = threading.Lock()
+_FUNCTIONS: dict[tuple[str, int, int, str], object] = {}
+_FUNCTIONS_LOCK = threading.Lock()
 
 
-def _module(dtype: str, kernel_size: int, device_index: int):
-    """The loaded CuPy RawModule of (dtype, K) for a device, compiling it on first use."""
-    key = (dtype, kernel_size, device_index)
-    with _MODULES_LOCK:
-        if key not in _MODULES:
+def _function(dtype: str, kernel_size: int, device_index: int, name: str):
+    """The CuPy RawKernel `name` of the (dtype, K) module on a device, compiling/loading the module on first use."""
+    key = (dtype, kernel_size, device_index, name)
+    with _FUNCTIONS_LOCK:
+        if key not in _FUNCTIONS:
             import cupy
 
             major, minor = torch.cuda.get_device_capability(device_index)
             path = compile_module(dtype, kernel_size, major * 10 + minor)
             with cupy.cuda.Device(device_index):
-                _MODULES[key] = cupy.RawModule(path=str(path))
-        return _MODULES[key]
+                module = cupy.RawModule(path=str(path))
+                for entry in _ENTRY_POINTS:
+                    _FUNCTIONS[(dtype, kernel_size, device_index, entry)] = module.get_function(entry)
+        return _FUNCTIONS[key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,9 +430,8 @@ def _launch(launch: Launch, dtype: str, kernel_size: int, device: torch.device, 
     import numpy as np
 
     index = device.index if device.index is not None else torch.cuda.current_device()
-    module = _module(dtype, kernel_size, index)
+    function = _function(dtype, kernel_size, index, launch.kernel)
     with cupy.cuda.Device(index):
-        function = module.get_function(launch.kernel)
         if launch.shared_bytes > DEFAULT_SHARED_BYTES and function.max_dynamic_shared_size_bytes < launch.shared_bytes:
             function.max_dynamic_shared_size_bytes = launch.shared_bytes
         stream = cupy.cuda.Stream.from_external(torch.cuda.current_stream(index))

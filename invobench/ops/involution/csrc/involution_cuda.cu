@@ -49,9 +49,11 @@ template <typename T> struct Chunk { static constexpr int value = 8; };
 template <> struct Chunk<double> { static constexpr int value = 4; };
 
 // Blocks of 128 threads the tiled kernels must fit per SM (their __launch_bounds__): 4 caps them
-// at 128 registers. Double (a test dtype) holds twice the bytes per value and gets 2.
-template <typename T> struct TiledBlocksPerSM { static constexpr int value = 4; };
-template <> struct TiledBlocksPerSM<double> { static constexpr int value = 2; };
+// at 128 registers. Double (a test dtype, twice the bytes per value) and K ≥ 9 (81 or 121 grad-kernel
+// accumulators per thread; 16-bit types spilled 12–64 bytes at K = 9 and all types ~300 bytes at
+// K = 11 under the 128 cap, measured) get 2.
+template <typename T, int K> struct TiledBlocksPerSM { static constexpr int value = K >= 9 ? 2 : 4; };
+template <int K> struct TiledBlocksPerSM<double, K> { static constexpr int value = 2; };
 
 __host__ __device__ inline float to_acc(float v) { return v; }
 __host__ __device__ inline double to_acc(double v) { return v; }
@@ -684,7 +686,7 @@ typedef INVOLUTION_SCALAR involution_scalar_t;
 
 #define SIMPLE_THREADS 256
 #define TILED_THREADS 128
-#define TILED_BLOCKS_PER_SM (involution::TiledBlocksPerSM<involution_scalar_t>::value)
+#define TILED_BLOCKS_PER_SM (involution::TiledBlocksPerSM<involution_scalar_t, INVOLUTION_K>::value)
 
 static_assert(INVOLUTION_K % 2 == 1 && INVOLUTION_K <= 11, "INVOLUTION_K must be odd and at most 11");
 
