@@ -90,6 +90,7 @@ def test_run_writes_a_schema_valid_file_with_samples_counts_memory_and_roofline(
         assert r.memory.peak_method == "profiler_allocator_events" and r.memory.peak_bytes > 0
         assert r.roofline.pct_of_roofline > 0 and r.roofline.achieved_gbps > 0
         assert r.info["first_call_ms"] > 0
+        assert len(r.info["host_load"]) == 3
     # counts from the spec: involution apply MACs = B·C·Ho·Wo·K² = 8·36·9; fwd+bwd = 3× that
     assert records[("eager", "fwd")].macs == 8 * 36 * 9 and records[("eager", "fwd+bwd")].macs == 3 * 8 * 36 * 9
     assert records[("eager", "fwd")].flops == 2 * 8 * 36 * 9

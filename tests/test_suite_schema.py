@@ -194,3 +194,15 @@ def test_exclude_variants_takes_names_out_of_the_inherited_list_only():
     assert by_sweep["fewer"] == by_sweep["all but compile"] - {"involution.unfold"}
     with pytest.raises(SuiteError, match=r"exclude_variants\[0\]: unknown variant 'involution.compil'"):
         suite(BASE.replace("variants: [", "exclude_variants: [involution.compil]\nvariants: ["))
+
+
+def test_suite_name_falls_back_to_the_working_directory(tmp_path, monkeypatch):
+    import invobench.bench.suite as suite_module
+
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "mine.yaml").write_text(BASE)
+    monkeypatch.setattr(suite_module, "SUITES_DIR", tmp_path / "nowhere")
+    monkeypatch.chdir(tmp_path)
+    assert load_suite("mine", KNOWN).name == "mine"
+    with pytest.raises(SuiteError, match=r"unknown suite 'mien'. Did you mean 'mine'\?"):
+        load_suite("mien", KNOWN)

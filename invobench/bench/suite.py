@@ -144,12 +144,16 @@ def resolve_suite_path(name_or_path: str) -> Path:
         if not p.exists():
             raise SuiteError(f"suite file {name_or_path} does not exist")
         return p
-    candidate = SUITES_DIR / f"{name_or_path}.yaml"
-    if candidate.exists():
-        return candidate
-    known = sorted(f.stem for f in SUITES_DIR.glob("*.yaml")) if SUITES_DIR.is_dir() else []
+    # the checkout's suites/, then ./suites (an installed package has no checkout next to it)
+    dirs = list(dict.fromkeys([SUITES_DIR, Path.cwd() / "suites"]))
+    for directory in dirs:
+        candidate = directory / f"{name_or_path}.yaml"
+        if candidate.exists():
+            return candidate
+    known = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.yaml")})
     raise SuiteError(f"unknown suite {name_or_path!r}.{did_you_mean(name_or_path, known)} "
-                     f"Known suites in {SUITES_DIR}: {', '.join(known) or '(none)'}; or pass a path to a .yaml file")
+                     f"Known suites in {', '.join(str(d) for d in dirs if d.is_dir()) or 'suites/'}: "
+                     f"{', '.join(known) or '(none)'}; or pass a path to a .yaml file")
 
 
 def load_suite(name_or_path: str, known_variants: Optional[list[str]] = None) -> LoadedSuite:

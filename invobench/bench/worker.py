@@ -231,9 +231,14 @@ class Worker:
         results = {k: VariantSampling() for k in keys}
         finals: dict[str, dict] = {}
 
+        load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
         def finish(key: str, fields: dict) -> None:
             fields.update(kind="result", key=key, started_utc=started_utc[key],
                           duration_s=time.perf_counter() - started[key])
+            if load_at_start is not None:
+                # on a shared host the load average explains noisy or inflated samples
+                fields.setdefault("info", {})["host_load"] = load_at_start
             finals[key] = fields
             self.send(fields)
 
