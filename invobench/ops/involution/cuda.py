@@ -423,6 +423,16 @@ def _check_inputs(variant: str, kernel_size: int, **tensors: torch.Tensor) -> st
     return dtype
 
 
+def _cupy_stream(cupy, torch_stream: torch.cuda.Stream, index: int):
+    """CuPy's handle on a torch stream: the legacy default stream (handle 0, torch's default) is CuPy's
+    `Stream.null`; any other goes through the CUDA stream protocol (CuPy ≥ 14), else ExternalStream."""
+    if torch_stream.cuda_stream == 0:
+        return cupy.cuda.Stream.null
+    if hasattr(cupy.cuda.Stream, "from_external"):
+        return cupy.cuda.Stream.from_external(torch_stream)
+    return cupy.cuda.ExternalStream(torch_stream.cuda_stream, index)
+
+
 def _launch(launch: Launch, dtype: str, kernel_size: int, device: torch.device, tensors: list[torch.Tensor],
             shape: tuple[int, ...]) -> None:
     """Run one kernel on torch's current stream of `device`; tensors go in as raw pointers (no copies)."""
@@ -434,7 +444,7 @@ def _launch(launch: Launch, dtype: str, kernel_size: int, device: torch.device, 
     with cupy.cuda.Device(index):
         if launch.shared_bytes > DEFAULT_SHARED_BYTES and function.max_dynamic_shared_size_bytes < launch.shared_bytes:
             function.max_dynamic_shared_size_bytes = launch.shared_bytes
-        stream = cupy.cuda.Stream.from_external(torch.cuda.current_stream(index))
+        stream = _cupy_stream(cupy, torch.cuda.current_stream(index), index)
         args = tuple(np.uint64(t.data_ptr()) for t in tensors) + tuple(np.int32(v) for v in shape)
         function(launch.grid, launch.block, args, shared_mem=launch.shared_bytes, stream=stream)
 
