@@ -330,3 +330,27 @@ def test_compare_is_discovered_by_the_invobench_cli(runs):
                           "--fail-on-regression"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 1, out.stderr
     assert "regression" in out.stdout and "involution.eager" in out.stdout
+
+
+def test_busy_host_is_reported(runs, tmp_path):
+    lines = [json.loads(line) for line in runs["same"].read_text().splitlines()]
+    for line in lines:
+        if line.get("type") == "record":
+            line["info"] = {"host_load": [8.9, 7.5, 6.0]}  # as the runner records it; the synthetic host has 2 cores
+    busy = tmp_path / "busy.jsonl"
+    busy.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    result = compare_runs(read_results(runs["base"]), read_results(busy))
+    assert any(w.startswith("NEW ran on a busy host (1-minute load average up to 8.9 on 2 logical cores)") for w in result.warnings)
+    assert not any(w.startswith("BASE ran on a busy host") for w in result.warnings)
+    from invobench.report.html import build_report
+
+    assert "1-min load average 8.9–8.9 on 2 logical cores (busy host" in build_report([read_results(busy)])
+
+
+def test_bootstrap_wald_p_by_hand():
+    from invobench.report.stats import bootstrap_wald_p
+
+    # log ratio 0.2 with a bootstrap sd of 0.1 of the log ratio: z = 2, p = 2·Φ(−2) = 0.0455
+    boot = np.exp(np.random.default_rng(0).normal(0.2, 0.1, 200_000))
+    assert bootstrap_wald_p(float(np.exp(0.2)), boot) == pytest.approx(0.0455, abs=0.002)
+    assert bootstrap_wald_p(1.0, np.ones(10)) == 1.0

@@ -154,3 +154,4 @@ def test_real_runs_alternating_in_shards(tmp_path):
     code, data = compare_json(a, b)
     assert code == 1, "two real runs: the gate passed a variant doing 20% extra work"
     assert by_variant(data, EAGER, "regression")
+

@@ -141,6 +141,17 @@ def _index(run: ResultsFile, side: str, warnings: list[str]) -> dict[str, Record
     return by_id
 
 
+def _busy_host(run: ResultsFile) -> Optional[str]:
+    """'load average up to L on N cores' when the runner saw more runnable work than cores, else None."""
+    from invobench.report.html import host_loads
+
+    loads = host_loads(run)
+    cores = (run.header.fingerprint.get("cpu") or {}).get("logical_cores")
+    if loads and isinstance(cores, int) and max(loads) > cores:
+        return f"1-minute load average up to {max(loads):.1f} on {cores} logical cores"
+    return None
+
+
 def resolve_variant(name: str, runs: list[ResultsFile]) -> str:
     """`family.variant` for a name given as either `family.variant` or a bare variant name found in the runs."""
     keys = sorted({f"{r.family}.{r.variant}" for run in runs for r in run.records})
@@ -214,6 +225,11 @@ def compare_runs(
     if base_machine != new_machine and ref_key is None:
         warnings.append(f"BASE ran on {base_machine}, NEW on {new_machine}: absolute times of different machines "
                         f"differ; consider --normalize-by a reference variant (e.g. conv.depthwise)")
+    for side, run in (("BASE", base), ("NEW", new)):
+        busy = _busy_host(run)
+        if busy:
+            warnings.append(f"{side} ran on a busy host ({busy}): its samples are inflated and spread, "
+                            f"so intervals widen and small changes go undetected")
     if base.header.suite.name != new.header.suite.name:
         warnings.append(f"different suites (BASE {base.header.suite.name!r}, NEW {new.header.suite.name!r}); "
                         f"only the {len(common)} common cases are compared")

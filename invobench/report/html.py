@@ -587,6 +587,25 @@ def _fmt_fp(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def host_loads(run: ResultsFile) -> list[float]:
+    """The 1-minute load averages the runner recorded at the start of each case group (info.host_load)."""
+    loads = []
+    for record in run.records:
+        value = record.info.get("host_load") if isinstance(record.info, dict) else None
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], (int, float)):
+            loads.append(float(value[0]))
+    return loads
+
+
+def _load_range(run: ResultsFile) -> str:
+    loads = host_loads(run)
+    if not loads:
+        return "not recorded"
+    cores = (run.header.fingerprint.get("cpu") or {}).get("logical_cores") if isinstance(run.header.fingerprint, dict) else None
+    return (f"1-min load average {min(loads):.1f}–{max(loads):.1f}" + (f" on {cores} logical cores" if cores else "")
+            + (" (busy host: samples inflated and spread)" if cores and max(loads) > cores else ""))
+
+
 def summary_html(runs: Sequence[ResultsFile], rows: list[Row], titles: list[str]) -> str:
     """One column per run: provenance, status counts and the run's measured rooflines."""
     def fp(run: ResultsFile, *path: str) -> Any:
@@ -640,6 +659,7 @@ def summary_html(runs: Sequence[ResultsFile], rows: list[Row], titles: list[str]
         ("environment", lambda i, r: _fmt_fp(fp(r, "env")) or "–"),
         ("run options", lambda i, r: _fmt_fp(r.header.options) or "–"),
         ("records", statuses),
+        ("host load", lambda i, r: _load_range(r)),
         ("measured roofline", lambda i, r: rooflines(r)),
     ]
     head = "".join(f"<th>{esc(t)}</th>" for t in titles)
