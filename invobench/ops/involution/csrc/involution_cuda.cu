@@ -31,9 +31,9 @@ namespace involution {
 
 typedef long long index_t;
 
-//: pixels along W owned by one thread of the tiled forward and grad-input kernels
+// pixels along W owned by one thread of the tiled forward and grad-input kernels
 constexpr int OUTPUTS_PER_THREAD = 4;
-//: bytes of one vectorised global load when staging a tile
+// bytes of one vectorised global load when staging a tile
 constexpr int STAGE_LOAD_BYTES = 16;
 
 // ---------------------------------------------------------------------------------------------
