@@ -53,7 +53,9 @@ def define_involution_op(name: str, forward: Forward, backward: Backward):
 
     @bwd_op.register_fake
     def _bwd_fake(grad_out, x, kernel, kernel_size, stride, dilation):
-        return torch.empty_like(x), torch.empty_like(kernel)
+        # contiguous like every real backward returns, whatever the input's memory format
+        return (torch.empty(x.shape, dtype=x.dtype, device=x.device),
+                torch.empty(kernel.shape, dtype=kernel.dtype, device=kernel.device))
 
     def setup_context(ctx, inputs, output):
         x, kernel, kernel_size, stride, dilation = inputs
