@@ -295,3 +295,26 @@ def test_breakdown_attributes_time_to_every_layer_kind():
     assert train.category_ms["involution apply"] > inference.category_ms["involution apply"]
     (resnet_inference,) = profile_model("resnet26", batch=1, size=SMALL, train=False)
     assert resnet_inference.category_ms["involution apply"] == 0 == resnet_inference.category_ms["kernel generation"]
+
+
+# ---- the command line -------------------------------------------------------------------------------
+
+def test_models_command_json_and_errors():
+    import json
+
+    from click.testing import CliRunner
+
+    from invobench.commands.models import command
+
+    runner = CliRunner()
+    result = runner.invoke(command, ["--models", "rednet26", "--no-fvcore", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    (row,) = data["models"]
+    assert row["params"] == 9_233_166 and row["published_params_m"] == 9.23
+    assert row["flop_counter_flops"] == 2 * row["macs_analytic"] and row["paper_flops"] == row["paper_flops_analytic"]
+    assert data["rednet_stem_k7"][0]["params"] == 9_233_886
+    bad = runner.invoke(command, ["--breakdown", "rednet51"])
+    assert bad.exit_code != 0 and "Did you mean 'rednet50'" in bad.output
+    bad = runner.invoke(command, ["--models", "resnet50", "--size", "16", "--no-fvcore"])
+    assert bad.exit_code != 0 and "too small" in bad.output

@@ -67,13 +67,35 @@ def _print_table(rows: list[dict], paper_rows: list[dict], console: Console) -> 
     )
 
 
+def markdown_table(rows: list[dict], paper_rows: list[dict]) -> str:
+    """The published-vs-measured table as GitHub Markdown (for docs/models.md)."""
+    paper_by_name = {r["model"]: r for r in paper_rows}
+    lines = [
+        "| model | params (M) | published (M) | Δ params | GMACs fvcore | published GMACs | GFLOPs FlopCounterMode "
+        "| paper-conv. G | published G | Δ G | 7×7-stem params (M) | 7×7-stem paper-conv. G |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        exact = r["published_params_exact"]
+        k7 = paper_by_name.get(r["model"])
+        lines.append("| " + " | ".join([
+            r["model"], _m(r["params"], 6), _m(exact, 6) if exact else _opt(r["published_params_m"], ".2f"),
+            "-" if r["params_delta_m"] is None else f"{round(r['params_delta_m'] * 1e6):+d}",
+            _g(r["fvcore_macs"], 4), _opt(r["published_fvcore_gmacs"], ".3f"), _g(r["flop_counter_flops"], 4),
+            _g(r["paper_flops"], 4), _opt(r["published_paper_gflops"], ".2f"), _opt(r["paper_gflops_delta"], "+.4f"),
+            _m(k7["params"], 6) if k7 else "-", _g(k7["paper_flops"], 4) if k7 else "-",
+        ]) + " |")
+    return "\n".join(lines)
+
+
 def _print_breakdown(results, console: Console) -> None:
     from invobench.models.breakdown import CATEGORIES
 
     for b in results:
         title = (f"{b.model}{' (' + b.involution_variant + ')' if b.involution_variant else ''} {b.step}: batch {b.batch}, "
                  f"{b.image}, {b.threads} threads — wall {b.wall_ms:.1f} ms/step, profiled {b.profiled_ms:.1f} ms/step")
-        table = Table(title=title)
+        console.print(title)
+        table = Table()
         table.add_column("category")
         table.add_column("ms", justify="right")
         table.add_column("%", justify="right")
@@ -98,8 +120,12 @@ def _print_breakdown(results, console: Console) -> None:
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Batch for --breakdown.")
 @click.option("--steps", default=1, show_default=True, type=click.IntRange(min=1), help="Profiled steps for --breakdown.")
 @click.option("--inference-only", is_flag=True, help="--breakdown: skip the training step.")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="--breakdown: torch.set_num_threads (default: torch's default).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def command(models_text, size, fvcore, paper_stem, breakdown_name, variant, batch, steps, inference_only, as_json) -> None:
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown (as in docs/models.md).")
+def command(models_text, size, fvcore, paper_stem, breakdown_name, variant, batch, steps, inference_only, threads,
+            as_json, markdown) -> None:
     """Parameters, MACs and FLOPs of every ResNet and RedNet beside the published figures.
 
     With --breakdown NAME: where NAME's time goes on this machine (torch.profiler): involution
@@ -118,6 +144,10 @@ def command(models_text, size, fvcore, paper_stem, breakdown_name, variant, batc
             raise click.BadParameter(str(exc), param_hint="--breakdown") from None
         if size < 32:
             raise click.BadParameter(f"size={size} is too small: the networks downsample by 32", param_hint="--size")
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         try:
             results = profile_model(spec.name, variant, batch=batch, size=size, steps=steps,
                                     train=not inference_only)
@@ -139,5 +169,8 @@ def command(models_text, size, fvcore, paper_stem, breakdown_name, variant, batc
                   for n in names if paper_stem and MODELS[n].involution]
     if as_json:
         click.echo(json.dumps({"image_size": size, "models": rows, "rednet_stem_k7": paper_rows}, indent=2))
+        return
+    if markdown:
+        click.echo(markdown_table(rows, paper_rows))
         return
     _print_table(rows, paper_rows, console)
