@@ -124,10 +124,18 @@ class Variant:
         return f"{self.family}.{self.name}"
 
     def unavailable_reasons(self) -> list[str]:
-        """Why this variant can't run at all here (for `invobench list`)."""
-        reasons = list(self.requirements())
-        if all(device_reasons(d) for d in self.devices):
-            reasons += [r for d in self.devices for r in device_reasons(d)]
+        """Why this variant can't run at all here (for `invobench list`): empty when some device can run it.
+
+        Probes each of its devices with a small, valid case, so device-specific conditions in
+        `case_reasons` (e.g. Triton on CPU only under TRITON_INTERPRET=1) count too.
+        """
+        reasons: list[str] = []
+        for device in self.devices:
+            probe = Case(B=1, C=16, H=224, W=224, K=3, G=1, dtype=self.dtypes[0], device=device, level=self.levels[0])
+            found = self.why_not(probe)
+            if not found:
+                return []
+            reasons += [r for r in found if r not in reasons]
         return reasons
 
     def why_not(self, case: Case, backward: bool = False) -> list[str]:

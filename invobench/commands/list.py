@@ -5,6 +5,7 @@ import json
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from invobench.registry import all_variants
@@ -30,7 +31,7 @@ def command(as_json: bool, family: str | None) -> None:
     for col in ("variant", "levels", "devices", "dtypes", "bwd", "available here"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        status = "[green]yes[/green]" if r["available"] else "[red]no[/red]: " + "; ".join(r["reasons"])
+        status = "[green]yes[/green]" if r["available"] else "[red]no[/red]: " + escape("; ".join(r["reasons"]))
         table.add_row(r["variant"], ",".join(r["levels"]), ",".join(r["devices"]),
                       ",".join(d.replace("float", "f").replace("bf", "bf") for d in r["dtypes"]),
                       "yes" if r["backward"] else "no", status)
