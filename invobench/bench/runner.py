@@ -228,7 +228,7 @@ def summary_line(record: Record) -> str:
         text = f"{head}  {s.median_ms:9.3f} ms ±{100 * s.iqr_ms / s.median_ms:4.1f}% n={s.n}"
         r = record.roofline
         if r is not None and r.achieved_gbps is not None:
-            text += f"  {r.achieved_gbps:7.1f} GB/s"
+            text += f"  {r.achieved_gbps:7.2f} GB/s"
         if r is not None and r.pct_of_roofline is not None:
             text += f"  {r.pct_of_roofline:5.1f}% of roofline ({r.bound_by})"
         return text
