@@ -21,11 +21,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from invobench.counting.formulas import BYTES_PER_ELEMENT, Counts
 from invobench.models import MODELS, build_model
 from invobench.models.complexity import bottleneck_net_counts
 from invobench.models.rednet import involution_layer_shapes
 from invobench.models.resnet import STAGE_DEPTHS, TOTAL_STRIDE, image_size_reasons
-from invobench.counting.formulas import BYTES_PER_ELEMENT, Counts
 from invobench.registry import DTYPES, Case, Variant, Workload, all_variants, register
 
 ALL_DTYPES = tuple(DTYPES)
