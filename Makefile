@@ -6,7 +6,7 @@ STAMP := $(VENV)/.invobench-installed
 # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build on CPU machines.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: bench test test-all install clean
+.PHONY: bench bench-ci test test-all test-browser browser install clean
 
 install: $(STAMP)
 
@@ -28,8 +28,24 @@ bench: $(STAMP)
 	$(PY) -m invobench report "$$out" -o "$$html" && \
 	echo "results: $$out" && echo "report:  $$html"
 
-test: $(STAMP)
+# The report's browser test needs Debian's chromium + chromedriver (Playwright's own browser download
+# does not work offline). Installing needs root and apt; where that fails the test skips with the reason.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	    { (apt-get update -q && apt-get install -y -q chromium chromium-driver) >/dev/null 2>&1 || \
+	      echo "note: could not install chromium/chromium-driver; the browser test will skip"; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -m "not slow and not gpu" -q
+
+test-browser: $(STAMP) browser
+	$(PY) -m pytest tests/test_browser.py -q -rs -s
+
+# pytest-benchmark regression benchmarks against the stored baseline (see benchmarks/README.md)
+bench-ci: $(STAMP)
+	$(PY) -m pytest benchmarks -p no:cacheprovider --benchmark-autosave \
+	    --benchmark-compare=benchmarks/baseline/cpu-2core.json \
+	    --benchmark-group-by=group --benchmark-columns=min,median,iqr,rounds --benchmark-sort=name
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
