@@ -170,6 +170,7 @@ def register(variant: Variant) -> Variant:
 def _load_all() -> None:
     # Importing the op packages registers their variants; optional backends register lazily-guarded entries.
     import invobench.ops  # noqa: F401
+    import invobench.models  # noqa: F401  (the model family: RedNet/ResNet)
 
 
 def all_variants(family: Optional[str] = None) -> list[Variant]:
