@@ -117,28 +117,29 @@ FAULTY = """
 name: faulty
 variants: [involution.test-raise, involution.test-segfault, involution.eager, involution.test-exit,
            involution.test-sigkill, involution.test-hang, involution.test-cuda-oom]
-# timeout_s: long enough that the ResNet training step's first call never trips it on a loaded
-# 2-core box (it did at 10 s), short enough that the hang case costs little.
-budget: {warmup_s: 0.0, case_s: 0.02, min_samples: 3, max_samples: 5, timeout_s: 30}
+# timeout_s: the hang case waits this long; nothing else here takes seconds per step
+budget: {warmup_s: 0.0, case_s: 0.02, min_samples: 3, max_samples: 5, timeout_s: 10}
 roofline: {copy_mib: 2, matmul_max_n: 64, time_s: 0.01}
 defaults: {B: 1, C: 8, size: 6, K: 3, G: 2, pass: fwd}
-sweeps:
-  - {}
-  - name: a whole network, through the same generic path (train pass = Workload.train_step)
-    variants: [model.resnet26]
-    product: {level: model, B: 2, C: 3, size: 32, pass: train}
+sweeps: [{}]
+"""
+
+MODELS = """
+name: models
+variants: [model.resnet26]
+# a ResNet's first training step took over 10 s on a loaded 2-core box
+budget: {warmup_s: 0.0, case_s: 0.02, min_samples: 3, max_samples: 5, timeout_s: 120}
+roofline: {copy_mib: 2, matmul_max_n: 64, time_s: 0.01}
+defaults: {B: 2, C: 3, size: 32, level: model}
+sweeps: [{product: {pass: [fwd, train]}}]
 """
 
 
 def test_crashes_kills_hangs_and_exceptions_become_records_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    pytest.importorskip("invobench.models.workloads")
-    monkeypatch.setenv("INVOBENCH_PLUGINS", os.pathsep.join([PLUGIN, "invobench.models.workloads"]))
+    monkeypatch.setenv("INVOBENCH_PLUGINS", PLUGIN)
     out = tmp_path / "r.jsonl"
     run_suite(RunConfig(suite=write_suite(tmp_path, FAULTY), out=out, mem_budget="90%"))
     by_variant = {r.variant: r for r in read_results(out).records}
-    model = by_variant.pop("resnet26")
-    assert model.status == "ok" and model.pass_ == "train" and model.stats.n >= 3, model.error
-    assert model.macs > 0 and model.params > 0 and model.info["estimated_peak_bytes"] > 0
     assert by_variant["eager"].status == "ok" and by_variant["eager"].stats.n >= 3
     raised = by_variant["test-raise"]
     assert raised.status == "error" and raised.error == "RuntimeError: test-raise failed on purpose"
@@ -151,9 +152,23 @@ def test_crashes_kills_hangs_and_exceptions_become_records_and_the_sweep_goes_on
     killed = by_variant["test-sigkill"]
     assert killed.status == "crashed" and "SIGKILL" in killed.error
     hang = by_variant["test-hang"]
-    assert hang.status == "timeout" and "no progress for 30 s" in hang.error
+    assert hang.status == "timeout" and "no progress for 10 s" in hang.error
     assert by_variant["test-cuda-oom"].status == "oom"
     assert len(by_variant) == 7
+
+
+def test_models_run_through_the_generic_path(tmp_path, monkeypatch):
+    """Whole networks: fwd is inference, train is Workload.train_step; counts and the guard's estimate from the models package."""
+    pytest.importorskip("invobench.models.workloads")
+    monkeypatch.setenv("INVOBENCH_PLUGINS", "invobench.models.workloads")
+    out = tmp_path / "r.jsonl"
+    run_suite(RunConfig(suite=write_suite(tmp_path, MODELS), out=out))
+    fwd, train = read_results(out).records
+    for r in (fwd, train):
+        assert r.status == "ok" and r.stats.n >= 3, r.error
+        assert r.macs > 0 and r.params > 1_000_000 and r.info["estimated_peak_bytes"] > 0
+    assert (fwd.pass_, train.pass_) == ("fwd", "train") and train.macs == fwd.counts["macs_fwd"] + fwd.counts["macs_bwd"]
+    assert fwd.memory.saved_for_backward_bytes is None and train.memory.saved_for_backward_bytes > 0
 
 
 def test_memory_watchdog_kills_a_worker_over_budget(tmp_path, monkeypatch):
@@ -161,7 +176,6 @@ def test_memory_watchdog_kills_a_worker_over_budget(tmp_path, monkeypatch):
     out = tmp_path / "r.jsonl"
     suite = FAULTY.replace("variants: [involution.test-raise", "variants: [involution.test-hog]\nx: [")
     suite = "\n".join(line for line in suite.splitlines() if not line.startswith("x:") and "test-sigkill" not in line)
-    suite = suite.split("  - name: a whole network")[0]
     worker_rss = 700 * 2**20  # torch imported: the budget must leave room for the worker itself
     run_suite(RunConfig(suite=write_suite(tmp_path, suite), out=out, mem_budget=str(worker_rss + 2**29)))
     (record,) = read_results(out).records
