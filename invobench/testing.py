@@ -69,3 +69,34 @@ def assert_close(name: str, actual: torch.Tensor, reference64: torch.Tensor, bas
     if not result.ok:
         raise AssertionError(result.describe())
     return result
+
+
+# ---- shared by the kernel test files: one float64 problem, one way to run fwd + bwd ----------
+
+def involution_problem(shape: tuple, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Float64 x, kernel and grad_out for shape = (B, C, H, W, G, K, stride, dilation); kernel scaled by 1/K."""
+    from invobench.shapes import out_size
+
+    B, C, H, W, G, K, s, d = shape
+    gen = torch.Generator().manual_seed(seed)
+    Ho, Wo = out_size(H, K, s, d), out_size(W, K, s, d)
+    x = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)
+    w = torch.randn(B, G, K * K, Ho, Wo, generator=gen, dtype=torch.float64) / K
+    gout = torch.randn(B, C, Ho, Wo, generator=gen, dtype=torch.float64)
+    return x, w, gout
+
+
+def forward_backward(fn, x: torch.Tensor, w: torch.Tensor, gout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(out, grad_x, grad_kernel) of fn(x, w) for the given grad_out (cast to the output's dtype)."""
+    x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    out = fn(x, w)
+    grad_x, grad_w = torch.autograd.grad(out, (x, w), gout.to(out.dtype))
+    return out.detach(), grad_x, grad_w
+
+
+def involution_reference_outputs(shape: tuple, x: torch.Tensor, w: torch.Tensor, gout: torch.Tensor):
+    """(out, grad_x, grad_kernel) of the reference tap loop, in the inputs' dtype."""
+    from invobench.ops.involution.reference import involution_reference, involution_reference_backward
+
+    K, s, d = shape[5:]
+    return (involution_reference(x, w, K, s, d), *involution_reference_backward(gout, x, w, K, s, d))

@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from invobench.ops.involution import APPLY, involution, variant_for
-from invobench.ops.involution.reference import involution_reference, involution_reference_backward
 from invobench.registry import Case, get
-from invobench.shapes import out_size
 from invobench.testing import assert_close
+from invobench.testing import forward_backward as _forward_backward
+from invobench.testing import involution_problem as _inputs
+from invobench.testing import involution_reference_outputs as _reference
 
 cpu = pytest.importorskip("invobench.ops.involution.cpu")
 
@@ -47,26 +48,8 @@ SHAPES = {
 }
 
 
-def _inputs(shape, seed=0):
-    B, C, H, W, G, K, s, d = shape
-    gen = torch.Generator().manual_seed(seed)
-    Ho, Wo = out_size(H, K, s, d), out_size(W, K, s, d)
-    x = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)
-    w = torch.randn(B, G, K * K, Ho, Wo, generator=gen, dtype=torch.float64) / K
-    gout = torch.randn(B, C, Ho, Wo, generator=gen, dtype=torch.float64)
-    return x, w, gout
 
 
-def _forward_backward(fn, x, w, gout):
-    x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
-    out = fn(x, w)
-    grad_x, grad_w = torch.autograd.grad(out, (x, w), gout.to(out.dtype))
-    return out.detach(), grad_x, grad_w
-
-
-def _reference(shape, x64, w64, g64):
-    K, s, d = shape[5:]
-    return (involution_reference(x64, w64, K, s, d), *involution_reference_backward(g64, x64, w64, K, s, d))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16], ids=str)

@@ -18,10 +18,12 @@ import pytest
 import torch
 
 from invobench.ops.involution import APPLY, involution, variant_for
-from invobench.ops.involution.reference import involution_reference, involution_reference_backward
+from invobench.ops.involution.reference import involution_reference
 from invobench.registry import Case, get
-from invobench.shapes import out_size
 from invobench.testing import assert_close
+from invobench.testing import forward_backward as _forward_backward
+from invobench.testing import involution_problem as _inputs
+from invobench.testing import involution_reference_outputs as _reference
 
 triton = pytest.importorskip("triton", reason="triton is not installed")
 from invobench.ops.involution import triton as tk  # noqa: E402
@@ -52,33 +54,19 @@ SHAPES = {
 }
 
 
-def _inputs(shape, dtype, seed=0):
-    B, C, H, W, G, K, s, d = shape
-    gen = torch.Generator().manual_seed(seed)
-    Ho, Wo = out_size(H, K, s, d), out_size(W, K, s, d)
-    x = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)
-    w = torch.randn(B, G, K * K, Ho, Wo, generator=gen, dtype=torch.float64) / K
-    gout = torch.randn(B, C, Ho, Wo, generator=gen, dtype=torch.float64)
-    return x, w, gout
 
-
-def _forward_backward(fn, x, w, gout):
-    x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
-    out = fn(x, w)
-    grad_x, grad_w = torch.autograd.grad(out, (x, w), gout.to(out.dtype))
-    return out.detach(), grad_x, grad_w
 
 
 def _check_against_reference(variant, shape, dtype):
     B, C, H, W, G, K, s, d = shape
-    x64, w64, g64 = _inputs(shape, dtype)
-    ref = (involution_reference(x64, w64, K, s, d), *involution_reference_backward(g64, x64, w64, K, s, d))
+    x64, w64, g64 = _inputs(shape)
+    ref = _reference(shape, x64, w64, g64)
     apply = APPLY[variant]
     got = _forward_backward(lambda x, w: apply(x, w, K, s, d), x64.to(dtype), w64.to(dtype), g64)
     baseline = [None] * 3
     if dtype in (torch.bfloat16, torch.float16):  # the eager reference run in the same low precision
         xl, wl, gl = x64.to(dtype), w64.to(dtype), g64.to(dtype)
-        baseline = (involution_reference(xl, wl, K, s, d), *involution_reference_backward(gl, xl, wl, K, s, d))
+        baseline = _reference(shape, xl, wl, gl)
     for name, actual, reference, base in zip(("out", "grad_x", "grad_kernel"), got, ref, baseline):
         assert actual.dtype == dtype, f"{name} is {actual.dtype}, expected {dtype}"
         assert_close(f"{variant} {name} {shape}", actual, reference, base)
@@ -123,7 +111,7 @@ def test_int64_offsets_path_matches_int32(interpreter, monkeypatch, variant):
     """The 64-bit-offset specialisation (taken for tensors of ≥ 2³¹ elements) computes the same values."""
     shape = SHAPES["stride2"]
     K, s, d = shape[5:]
-    x, w, g = (t.float() for t in _inputs(shape, torch.float32))
+    x, w, g = (t.float() for t in _inputs(shape))
     apply = APPLY[variant]
     expected = _forward_backward(lambda x, w: apply(x, w, K, s, d), x, w, g)
     monkeypatch.setattr(tk, "_needs_int64", lambda *tensors: True)
@@ -143,7 +131,7 @@ def test_layouts_are_copied_to_nchw(interpreter):
     """channels_last and non-contiguous inputs go through a .contiguous() copy and give the same result."""
     shape = SHAPES["odd_hw"]
     K, s, d = shape[5:]
-    x, w, _ = (t.float() for t in _inputs(shape, torch.float32))
+    x, w, _ = (t.float() for t in _inputs(shape))
     expected = APPLY["triton"](x, w, K, s, d)
     for layout in (x.contiguous(memory_format=torch.channels_last), x.transpose(2, 3).contiguous().transpose(2, 3)):
         torch.testing.assert_close(APPLY["triton"](layout, w, K, s, d), expected, rtol=0, atol=0)
@@ -152,7 +140,7 @@ def test_layouts_are_copied_to_nchw(interpreter):
 def test_public_api_and_layer_use_triton(interpreter):
     from invobench.nn import Involution2d
 
-    x, w, _ = (t.float() for t in _inputs(SHAPES["K1"], torch.float32))
+    x, w, _ = (t.float() for t in _inputs(SHAPES["K1"]))
     out = involution(x, w, kernel_size=1, variant="triton")
     assert_close("involution(variant='triton')", out, involution_reference(x.double(), w.double(), 1))
 
@@ -174,7 +162,7 @@ def test_custom_op_is_counted_by_flop_counter(interpreter):
     from torch.utils.flop_counter import FlopCounterMode
 
     B, C, H, W, G, K, s, d = SHAPES["K1"]
-    x, w, _ = (t.float() for t in _inputs(SHAPES["K1"], torch.float32))
+    x, w, _ = (t.float() for t in _inputs(SHAPES["K1"]))
     with FlopCounterMode(display=False) as counter:
         APPLY["triton"](x, w, K, s, d)
     assert counter.get_total_flops() == 2 * B * C * H * W * K * K
@@ -184,7 +172,7 @@ def test_custom_op_is_counted_by_flop_counter(interpreter):
 def test_info_records_chosen_configuration(interpreter):
     B, C, H, W, G, K, s, d = shape = SHAPES["odd_hw"]
     case = Case(B=B, C=C, H=H, W=W, K=K, G=G, stride=s, dilation=d, dtype="float32", device="cpu")
-    x, w, g = (t.float() for t in _inputs(shape, torch.float32))
+    x, w, g = (t.float() for t in _inputs(shape))
     _forward_backward(lambda x, w: APPLY["triton"](x, w, K, s, d), x, w, g)
     info = get("triton", "involution").info(case)
     cfg = max(tk.TILED_CONFIGS, key=lambda c: c.block_p)  # the interpreter's choice: fewest programs
@@ -221,7 +209,7 @@ def test_float64_points_to_eager(interpreter, variant):
     spec = get(variant, "involution")
     reasons = spec.why_not(Case(B=1, C=4, H=5, W=5, K=3, G=2, dtype="float64"))
     assert any("eager" in r and "float64" in r for r in reasons), reasons
-    x, w, _ = _inputs(SHAPES["K1"], torch.float64)
+    x, w, _ = _inputs(SHAPES["K1"])
     with pytest.raises(ValueError, match="float64.*variant='eager'"):
         APPLY[variant](x, w, 1, 1, 1)
 
@@ -231,7 +219,7 @@ def test_cpu_without_interpreter_is_refused(no_interpreter, variant):
     spec = get(variant, "involution")
     reasons = spec.why_not(Case(B=1, C=4, H=5, W=5, K=3, G=2, device="cpu"))
     assert tk.CPU_NEEDS_INTERPRETER in reasons
-    x, w, _ = (t.float() for t in _inputs(SHAPES["K1"], torch.float32))
+    x, w, _ = (t.float() for t in _inputs(SHAPES["K1"]))
     with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
         APPLY[variant](x, w, 1, 1, 1)
     # `auto` must not pick a variant that would refuse the input
