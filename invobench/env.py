@@ -15,6 +15,15 @@ import invobench
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: Set in every benchmark worker unless the user's environment sets them. THP_MEM_ALLOC_ENABLE=1 makes
+#: torch's CPU allocator ask for transparent huge pages for tensors of 2 MiB and more: without it each
+#: large tensor is a fresh mmap that the kernel zero-fills 4 KiB page by page on first touch, which on
+#: the 2-core box cost 35 ms for a 78 MB output, more than the involution kernel that writes it
+#: (docs/cpu.md). Every variant allocates its outputs, so all of them pay or save alike.
+WORKER_ENV_DEFAULTS = {"THP_MEM_ALLOC_ENABLE": "1"}
+#: environment variables recorded in the fingerprint (as the benchmark workers see them)
+RECORDED_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TRITON_INTERPRET", "CUDA_VISIBLE_DEVICES", "THP_MEM_ALLOC_ENABLE")
+
 
 def _version(package: str) -> Optional[str]:
     try:
@@ -68,6 +77,21 @@ def cuda_info() -> dict:
     return {"available": True, "torch_cuda": torch.version.cuda, "driver": driver, "devices": devices}
 
 
+def worker_environment() -> dict[str, str]:
+    """The environment of a benchmark worker: this process's, plus WORKER_ENV_DEFAULTS where unset."""
+    return {**WORKER_ENV_DEFAULTS, **os.environ}
+
+
+def transparent_hugepages() -> Optional[str]:
+    """The kernel's THP mode ('always', 'madvise' or 'never'; torch's THP switch needs one of the first two)."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return None
+    chosen = [word[1:-1] for word in text.split() if word.startswith("[")]
+    return chosen[0] if chosen else text.strip()
+
+
 def fingerprint() -> dict:
     """Versions, devices, CPU, threads, OS, Python, git commit and time, as one JSON-able dict."""
     return {
@@ -93,6 +117,6 @@ def fingerprint() -> dict:
         },
         "cuda": cuda_info(),
         "packages": {name: _version(name) for name in ("triton", "numpy", "fvcore", "cupy-cuda13x", "cuda-core")},
-        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TRITON_INTERPRET", "CUDA_VISIBLE_DEVICES")
-                if k in os.environ},
+        "transparent_hugepages": transparent_hugepages(),
+        "env": {k: v for k, v in worker_environment().items() if k in RECORDED_ENV},
     }

@@ -101,6 +101,27 @@ def test_run_writes_a_schema_valid_file_with_samples_counts_memory_and_roofline(
     assert len(summary.records) == 4 and summary.out == out
 
 
+def test_workers_get_torch_huge_page_allocation_unless_the_user_sets_it(tmp_path, monkeypatch):
+    from invobench.env import fingerprint
+
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    worker = WorkerProcess(tmp_path)
+    worker.start()
+    try:
+        assert worker.hello["env"]["THP_MEM_ALLOC_ENABLE"] == "1"
+    finally:
+        worker.stop()
+    assert fingerprint()["env"]["THP_MEM_ALLOC_ENABLE"] == "1"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")  # a user's choice wins, and the record says so
+    worker = WorkerProcess(tmp_path)
+    worker.start()
+    try:
+        assert worker.hello["env"]["THP_MEM_ALLOC_ENABLE"] == "0"
+    finally:
+        worker.stop()
+    assert fingerprint()["env"]["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
 def test_absent_device_gives_skipped_records_not_a_crash(tmp_path, monkeypatch):
     monkeypatch.setattr(registry.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(WorkerProcess, "start", lambda self, *a, **k: pytest.fail("no worker needed when nothing can run"))

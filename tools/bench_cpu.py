@@ -14,6 +14,11 @@ peak; bound = max(min_bytes / bandwidth, FLOPs / peak) with min_bytes of spec §
 """
 from __future__ import annotations
 
+import os
+
+# As in every `invobench run` worker (invobench.env.WORKER_ENV_DEFAULTS): torch reads it once, at import.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
 import argparse
 import json
 import random
@@ -152,8 +157,10 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     cpu_variant.library()
-    print(f"torch {torch.__version__}, {threads} threads, cpu build: {cpu_variant.build_info()}")
-    record = {"threads": threads, "build": cpu_variant.build_info(), "cases": []}
+    print(f"torch {torch.__version__}, {threads} threads, cpu build: {cpu_variant.build_info()}, "
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
+    record = {"threads": threads, "build": cpu_variant.build_info(), "cases": [],
+              "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE")}
     cases = [MAIN] + ([] if args.quick else PAPER)
     header = ("| B | C | H=W | G | pass | cpu@1 ms | cpu ms (min) | 1→{t} scaling | eager ms | unfold ms | compile ms "
               "| depthwise ms | bound ms | GB/s | % roofline | × best other |").format(t=threads)

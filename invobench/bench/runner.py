@@ -272,8 +272,10 @@ class WorkerProcess:
         if self.threads:
             cmd += ["--threads", str(self.threads)]
         # A session of its own: Ctrl-C reaches the runner only, and a kill takes the worker's children too.
+        from invobench.env import worker_environment
+
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     pass_fds=(write_fd,), start_new_session=True)
+                                     pass_fds=(write_fd,), start_new_session=True, env=worker_environment())
         os.close(write_fd)
         self.read_fd, self.buffer, self.last_rss = read_fd, b"", 0
         reply = self.receive(timeout_s)

@@ -196,7 +196,10 @@ class Worker:
         if cuda["available"]:
             free, total = torch.cuda.mem_get_info()
             cuda.update(free_bytes=int(free), total_bytes=int(total))
-        self.send({"kind": "hello", "pid": os.getpid(), "threads": torch.get_num_threads(), "cuda": cuda})
+        from invobench.env import RECORDED_ENV
+
+        env = {k: os.environ[k] for k in RECORDED_ENV if k in os.environ}
+        self.send({"kind": "hello", "pid": os.getpid(), "threads": torch.get_num_threads(), "cuda": cuda, "env": env})
 
     # ---- roofline ------------------------------------------------------------------------
     def roofline(self, request: dict) -> None:
