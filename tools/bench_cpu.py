@@ -4,6 +4,7 @@
     .venv/bin/python tools/bench_cpu.py --quick         # main shape only
     .venv/bin/python tools/bench_cpu.py --json out.json # also keep every sample
     .venv/bin/python tools/bench_cpu.py --in-cache      # kernel throughput per CPU-second vs matmul
+    .venv/bin/python tools/bench_cpu.py --blocks        # RedNet-50 vs ResNet-50 bottleneck, per stage
 
 For each case it times eager, unfold, compile (main shape only unless --compile-all: ~1 min of
 compilation per shape), the depthwise conv with the same MACs, and `cpu` at 1 and at all threads;
@@ -142,6 +143,52 @@ def in_cache_efficiency(calls: int = 100) -> None:
               f"{100 * m / best[name] / peak:5.1f}% of matmul")
 
 
+def bottleneck_ratios(batch: int, reps: int) -> list[str]:
+    """RedNet-50's bottleneck (involution.cpu, K=7) against ResNet-50's (3×3 conv) at each stage, same run.
+
+    The stride-1 blocks of each stage (in = 4·width channels), in train mode; forward under no_grad
+    and a training step (forward + backward of the block's output sum). Both blocks of a stage are
+    timed in the same rounds, in a fresh random order each round; latency = median of the rounds.
+    """
+    from invobench.models.rednet import involution_spatial
+    from invobench.models.resnet import EXPANSION, STAGE_WIDTHS, Bottleneck, conv3x3_spatial
+
+    rows = []
+    sizes = (56, 28, 14, 7)
+    for stage, (width, size) in enumerate(zip(STAGE_WIDTHS, sizes), start=1):
+        torch.manual_seed(0)
+        c_in = width * EXPANSION
+        blocks = {"rednet": Bottleneck(c_in, width, 1, involution_spatial("cpu")),
+                  "resnet": Bottleneck(c_in, width, 1, conv3x3_spatial)}
+        x = torch.randn(batch, c_in, size, size)
+        calls = {}
+        for name, block in blocks.items():
+            xg = x.clone().requires_grad_()
+
+            def fwd(block=block):
+                with torch.no_grad():
+                    block(x)
+
+            def step(block=block, xg=xg):
+                block.zero_grad(set_to_none=True)
+                block(xg).sum().backward()
+
+            calls[(name, "fwd")], calls[(name, "fwd+bwd")] = fwd, step
+        for fn in calls.values():  # warm-up
+            fn()
+        samples = {key: [] for key in calls}
+        order = list(calls)
+        for _ in range(reps):
+            random.shuffle(order)
+            for key in order:
+                samples[key].append(_time(calls[key]))
+        for p in ("fwd", "fwd+bwd"):
+            red, res = (statistics.median(samples[(n, p)]) * 1e3 for n in ("rednet", "resnet"))
+            rows.append(f"| {stage} | {batch} | {c_in} | {width} | {size} | {p} | {red:.2f} | {res:.2f} | {red / res:.2f}× |")
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3, help="rounds; every variant runs once per round")
@@ -150,10 +197,19 @@ def main() -> None:
     parser.add_argument("--compile-all", action="store_true", help="time `compile` at every shape, not only the main one")
     parser.add_argument("--json", help="write every sample here")
     parser.add_argument("--in-cache", action="store_true", help="only the single-thread in-cache throughput")
+    parser.add_argument("--blocks", action="store_true", help="only RedNet-50 vs ResNet-50 bottleneck blocks")
+    parser.add_argument("--batch", type=int, default=8, help="batch of --blocks")
     args = parser.parse_args()
     if args.in_cache:
         cpu_variant.library()
         return in_cache_efficiency()
+    if args.blocks:
+        cpu_variant.library()
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu build: {cpu_variant.build_info()}")
+        header = "| stage | B | C in | width | H=W | pass | RedNet block ms | ResNet block ms | RedNet / ResNet |"
+        rows = bottleneck_ratios(args.batch, max(args.reps, 5))
+        print("\n" + header + "\n" + "|---" * 9 + "|\n" + "\n".join(rows))
+        return None
 
     threads = torch.get_num_threads()
     cpu_variant.library()

@@ -11,11 +11,21 @@
 // - Zero padding, stride and dilation are resolved once, when input rows are copied into a per-thread
 //   ring buffer: each row is zero-padded and split into `stride` phases (column m·s+ph → phase ph,
 //   index m), so every tap reads a contiguous, in-bounds vector and the inner loop has no branches.
+// - Output rows go in pairs (when the stride is a multiple of the dilation, always at s = d = 1): the
+//   two 7×7 windows share 6 input rows, so each x vector loaded feeds both rows' FMAs. A pair keeps
+//   2 × 6 channel accumulators (+ 2 w + 1 x of the 16 AVX2 registers): 2 + 6 loads per 12 FMAs, where
+//   one row of 8 channels needed 1 + 8 per 8 and was bound by the load ports. grad-kernel pairs the
+//   same way (per channel: 2 grad_out + 6 x loads for 12 FMAs); grad-input pairs input rows.
 // - OpenMP splits batch × group × row blocks; each thread walks its rows in order and the ring keeps
-//   the K·d rows a window needs, so every input row is copied once per block (halo only at block edges).
+//   the rows a window needs, so every input row is copied once per block (halo only at block edges).
+// - The next row step's input lines are prefetched a few per micro-kernel call, and the lines it will
+//   store to are prefetched for writing (prefetchw): grad-kernel writes as much as it reads (grad_w is
+//   as large as w), and without that each store to a line not in cache waits for its read.
 // - bf16/fp16 are widened to fp32 when staged and rounded once on store; double runs in double (gradcheck).
 // - grad-input is computed in gather form (each input pixel sums over the output pixels that read it),
 //   the same micro-kernel as the forward with w and grad_out staged in padded rings: no scatter, no atomics.
+// - GCC folds a load into every FMA that uses it when it can; `register_barrier` keeps a shared x
+//   vector in a register, or the pair's second FMA would load it again.
 // - Inputs that are not NCHW-contiguous (channels_last, slices) are made contiguous by the caller
 //   (`.contiguous()` in cpu.py); outputs are NCHW-contiguous.
 // - The file has a plain C ABI and includes no torch header, so the first-use build takes seconds,
@@ -248,26 +258,34 @@ class PrefetchQueue {
   static int64_t capacity(int64_t rows, int64_t n) {
     return rows * (n * static_cast<int64_t>(sizeof(T)) / 64 + 2);
   }
-  explicit PrefetchQueue(const char** lines) : lines_(lines) {}
+  explicit PrefetchQueue(uintptr_t* lines) : lines_(lines) {}
   void reset() { n_ = next_ = 0; }
+  // `write`: lines the next step stores to, fetched for ownership (prefetchw) so its stores do not
+  // wait for the read that a store to a line not in cache needs.
   template <typename T>
-  void add_rows(const T* p, int64_t n, int64_t stride, int64_t rows) {
+  void add_rows(const T* p, int64_t n, int64_t stride, int64_t rows, bool write = false) {
     const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
     for (int64_t r = 0; r < rows; ++r) {
       const char* q = reinterpret_cast<const char*>(p + r * stride);
       const uintptr_t first = reinterpret_cast<uintptr_t>(q) & ~uintptr_t(63);
       const uintptr_t last = reinterpret_cast<uintptr_t>(q + bytes - 1) & ~uintptr_t(63);
-      for (uintptr_t line = first; line <= last; line += 64) lines_[n_++] = reinterpret_cast<const char*>(line);
+      for (uintptr_t line = first; line <= last; line += 64) lines_[n_++] = line | uintptr_t(write);
     }
   }
   int64_t size() const { return n_; }
   void issue(int64_t count) {
-    for (; count > 0 && next_ < n_; --count) __builtin_prefetch(lines_[next_++], 0, 3);
+    for (; count > 0 && next_ < n_; --count) {
+      const uintptr_t line = lines_[next_++];
+      if (line & 1)
+        __builtin_prefetch(reinterpret_cast<const char*>(line & ~uintptr_t(1)), 1, 3);
+      else
+        __builtin_prefetch(reinterpret_cast<const char*>(line), 0, 3);
+    }
   }
   void issue_all() { issue(n_ - next_); }
 
  private:
-  const char** lines_;
+  uintptr_t* lines_;  // line addresses; bit 0 set: prefetch for writing
   int64_t n_ = 0, next_ = 0;
 };
 
@@ -285,74 +303,102 @@ inline void store_lanes(T* dst, typename Vec<A>::type v, int64_t count, int64_t 
   for (int64_t k = 0; k < count; ++k) dst[k * step] = narrow<T>(lanes[k]);
 }
 
-// acc[c] = Σ_t wp[woff[t]] · xp[xoff[t] + c·cstride] for one vector of positions, CB channels.
-// The forward and grad-input share it: each w vector is loaded once and used by CB channels.
-template <int CB, typename A>
-inline void tap_sum(int nt, const int64_t* xoff, const int64_t* woff, const A* xp, const A* wp, int64_t cstride,
-                    typename Vec<A>::type* out) {
-  using V = Vec<A>;
-  typename V::type acc[CB];
-#pragma GCC unroll 16
-  for (int c = 0; c < CB; ++c) acc[c] = typename V::type{};
-  for (int t = 0; t < nt; ++t) {
-    const typename V::type wv = V::load(wp + woff[t]);
-    const A* xq = xp + xoff[t];
-#pragma GCC unroll 16
-    for (int c = 0; c < CB; ++c) acc[c] += wv * V::load(xq + c * cstride);
-  }
-#pragma GCC unroll 16
-  for (int c = 0; c < CB; ++c) out[c] = acc[c];
+// Keeps `v` in a register: an empty asm that claims to read and write it, so the compiler cannot fold
+// the load that produced it into each instruction that uses it.
+template <typename VT>
+inline void register_barrier(VT& v) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  asm("" : "+x"(v));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  asm("" : "+w"(v));
+#else
+  (void)v;
+#endif
 }
 
-// acc[t] = Σ_{c<Cg} gp[c·gstride] · xp[xoff[t] + c·cstride]: TB taps of grad_w for one vector of positions.
-template <int TB, typename A>
+// grad_w of TB taps for one vector of positions, summed over the Cg channels in registers:
+//   out0[t] = Σ_c g0[c·gstride] · xp[xoff[t] + c·cstride]   (H0: the first output row of a pair)
+//   out1[t] = Σ_c g1[c·gstride] · xp[xoff[t] + c·cstride]   (H1: the second, g1 = g0 + g1off)
+// The taps are those whose input row both output rows read (H0 && H1: each x vector used twice) or
+// those of one output row. Per channel: one grad_out vector per row and one x vector per tap.
+template <int TB, bool H1, typename A>
 inline void channel_sum(int64_t Cg, const int64_t* xoff, const A* xp, int64_t cstride, const A* gp, int64_t gstride,
-                        typename Vec<A>::type* out) {
+                        int64_t g1off, typename Vec<A>::type* out0, typename Vec<A>::type* out1) {
   using V = Vec<A>;
-  typename V::type acc[TB];
+  typename V::type a0[TB], a1[TB];
 #pragma GCC unroll 16
-  for (int t = 0; t < TB; ++t) acc[t] = typename V::type{};
+  for (int t = 0; t < TB; ++t) a0[t] = a1[t] = typename V::type{};
   int64_t off[TB];
 #pragma GCC unroll 16
   for (int t = 0; t < TB; ++t) off[t] = xoff[t];
   for (int64_t c = 0; c < Cg; ++c) {
-    const typename V::type gv = V::load(gp + c * gstride);
+    const typename V::type g0 = V::load(gp + c * gstride);
+    typename V::type g1{};
+    if constexpr (H1) g1 = V::load(gp + g1off + c * gstride);
     const A* xq = xp + c * cstride;
 #pragma GCC unroll 16
-    for (int t = 0; t < TB; ++t) acc[t] += gv * V::load(xq + off[t]);
+    for (int t = 0; t < TB; ++t) {
+      typename V::type xv = V::load(xq + off[t]);
+      if constexpr (H1) register_barrier(xv);
+      a0[t] += g0 * xv;
+      if constexpr (H1) a1[t] += g1 * xv;
+    }
   }
 #pragma GCC unroll 16
-  for (int t = 0; t < TB; ++t) out[t] = acc[t];
+  for (int t = 0; t < TB; ++t) out0[t] = a0[t];
+  if constexpr (H1) {
+#pragma GCC unroll 16
+    for (int t = 0; t < TB; ++t) out1[t] = a1[t];
+  }
 }
 
-#define INVOBENCH_DISPATCH_BLOCK(n, FN, ...) \
-  switch (n) {                               \
-    case 1: FN<1>(__VA_ARGS__); break;       \
-    case 2: FN<2>(__VA_ARGS__); break;       \
-    case 3: FN<3>(__VA_ARGS__); break;       \
-    case 4: FN<4>(__VA_ARGS__); break;       \
-    case 5: FN<5>(__VA_ARGS__); break;       \
-    case 6: FN<6>(__VA_ARGS__); break;       \
-    case 7: FN<7>(__VA_ARGS__); break;       \
-    default: FN<8>(__VA_ARGS__); break;      \
+template <typename A>
+inline void channel_sum_dispatch(bool pair, int tb, int64_t Cg, const int64_t* xoff, const A* xp, int64_t cstride,
+                                 const A* gp, int64_t gstride, int64_t g1off, typename Vec<A>::type* out0,
+                                 typename Vec<A>::type* out1) {
+#define INVOBENCH_CS(n, P) channel_sum<n, P, A>(Cg, xoff, xp, cstride, gp, gstride, g1off, out0, out1)
+  if (pair) {
+    switch (tb) {
+      case 1: INVOBENCH_CS(1, true); break;
+      case 2: INVOBENCH_CS(2, true); break;
+      case 3: INVOBENCH_CS(3, true); break;
+      case 4: INVOBENCH_CS(4, true); break;
+      case 5: INVOBENCH_CS(5, true); break;
+      default: INVOBENCH_CS(6, true); break;
+    }
+  } else {
+    switch (tb) {
+      case 1: INVOBENCH_CS(1, false); break;
+      case 2: INVOBENCH_CS(2, false); break;
+      case 3: INVOBENCH_CS(3, false); break;
+      case 4: INVOBENCH_CS(4, false); break;
+      case 5: INVOBENCH_CS(5, false); break;
+      case 6: INVOBENCH_CS(6, false); break;
+      case 7: INVOBENCH_CS(7, false); break;
+      default: INVOBENCH_CS(8, false); break;
+    }
   }
-static_assert(kBlock == 8, "INVOBENCH_DISPATCH_BLOCK covers blocks of 1..8");
+#undef INVOBENCH_CS
+}
+
 
 // Ring of zero-padded, phase-split input rows of one group: row r lives in slot r mod `slots`;
-// slot layout [phase][L], channel stride slots·s·L. Column m of phase ph holds x[·, r, m·s + ph − p].
+// slot layout [phase][L], channel stride slots·s·L plus one cache line (so the channels a micro-kernel
+// reads do not all fall into the same L1 sets). Column m of phase ph holds x[·, r, m·s + ph − p].
+// `extra_rows`: rows kept beyond one window (a row pair's window is `s` rows taller).
 template <typename T, typename A>
 struct InputRing {
   const Geometry& g;
   int64_t L, slots, row_len, cstride;
   A* buf;
-  InputRing(const Geometry& geom, int64_t wo_pad, A* ring_buffer) : g(geom), buf(ring_buffer) {
+  InputRing(const Geometry& geom, int64_t wo_pad, A* ring_buffer, int64_t extra_rows = 0) : g(geom), buf(ring_buffer) {
     L = round_up(wo_pad + (g.K - 1) * g.d / g.s, 16);
-    slots = (g.K - 1) * g.d + 1;
+    slots = (g.K - 1) * g.d + 1 + extra_rows;
     row_len = g.s * L;
-    cstride = slots * row_len;
+    cstride = slots * row_len + 16;
   }
-  static int64_t elements(const Geometry& g, int64_t wo_pad) {
-    return g.Cg * ((g.K - 1) * g.d + 1) * g.s * round_up(wo_pad + (g.K - 1) * g.d / g.s, 16);
+  static int64_t elements(const Geometry& g, int64_t wo_pad, int64_t extra_rows = 0) {
+    return g.Cg * (((g.K - 1) * g.d + 1 + extra_rows) * g.s * round_up(wo_pad + (g.K - 1) * g.d / g.s, 16) + 16);
   }
   // Zero the ring once per call: stride-1 rows then only ever write their W data columns.
   void clear() { std::memset(buf, 0, static_cast<size_t>(g.Cg * cstride) * sizeof(A)); }
@@ -379,39 +425,153 @@ struct InputRing {
   }
 };
 
+// One input row of a row-pair window, for one vector of output columns and CB channels: for each of
+// its nj column taps, the w vectors of the output rows that read this row (H0: the first row of the
+// pair, H1: the second) times the x vectors of the CB channels. Each x vector is loaded once and used
+// by both rows, each w vector once and used by all CB channels: 2·CB FMAs per 2 + CB loads.
+// Column tap jj reads x at xr + xcol[jj] (+ c·cstride) and w at w0/w1 + wcol[jj].
+template <int CB, bool H0, bool H1, typename A>
+inline void pair_row(int64_t nj, const int64_t* xcol, const int64_t* wcol, const A* xr, int64_t cstride, const A* w0,
+                     const A* w1, typename Vec<A>::type (&a0)[CB], typename Vec<A>::type (&a1)[CB]) {
+  using V = Vec<A>;
+  for (int64_t jj = 0; jj < nj; ++jj) {
+    typename V::type wv0{}, wv1{};
+    if constexpr (H0) wv0 = V::load(w0 + wcol[jj]);
+    if constexpr (H1) wv1 = V::load(w1 + wcol[jj]);
+    const A* xq = xr + xcol[jj];
+#pragma GCC unroll 16
+    for (int c = 0; c < CB; ++c) {
+      typename V::type xv = V::load(xq + c * cstride);
+      // One register for both FMAs: without this GCC folds the load into each FMA, loading x twice.
+      if constexpr (H0 && H1) register_barrier(xv);
+      if constexpr (H0) a0[c] += wv0 * xv;
+      if constexpr (H1) a1[c] += wv1 * xv;
+    }
+  }
+}
+
+// A row of a window: its offset from the x base (channel 0), and the offsets from the w base of its
+// taps' w rows for the first and the second output row of the pair, −1 where that output row does
+// not read this input row.
+struct WindowRow {
+  int64_t xoff, w0, w1;
+};
+
+// The column taps of a window: nj pairs of (x offset, w offset) within a row.
+struct ColumnTaps {
+  int64_t nj;
+  const int64_t* xcol;
+  const int64_t* wcol;
+};
+
+// out0/out1[c] = Σ over the window's rows and column taps of w · x for CB channels and one vector of
+// output columns of the first/second output row (PAIR) or of one output row (!PAIR). The forward and
+// grad-input share it: in grad-input grad_out plays x and w is read from a staged ring.
+template <int CB, bool PAIR, typename A>
+inline void window_sum(int64_t nrows, const WindowRow* rows, ColumnTaps cols, const A* xp, int64_t cstride,
+                       const A* wp, typename Vec<A>::type* out0, typename Vec<A>::type* out1) {
+  using V = Vec<A>;
+  typename V::type a0[CB], a1[CB];
+#pragma GCC unroll 16
+  for (int c = 0; c < CB; ++c) a0[c] = a1[c] = typename V::type{};
+  for (int64_t m = 0; m < nrows; ++m) {
+    const WindowRow& row = rows[m];
+    const A* xr = xp + row.xoff;
+    if (PAIR && row.w0 >= 0 && row.w1 >= 0) {
+      pair_row<CB, true, PAIR, A>(cols.nj, cols.xcol, cols.wcol, xr, cstride, wp + row.w0, wp + row.w1, a0, a1);
+    } else if (row.w0 >= 0) {
+      pair_row<CB, true, false, A>(cols.nj, cols.xcol, cols.wcol, xr, cstride, wp + row.w0, nullptr, a0, a1);
+    } else if (PAIR) {
+      pair_row<CB, false, PAIR, A>(cols.nj, cols.xcol, cols.wcol, xr, cstride, nullptr, wp + row.w1, a0, a1);
+    }
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < CB; ++c) out0[c] = a0[c];
+  if (PAIR) {
+#pragma GCC unroll 16
+    for (int c = 0; c < CB; ++c) out1[c] = a1[c];
+  }
+}
+
+// Channels per micro-kernel call: one output row keeps kBlock accumulators, a row pair 2 × kPairBlock
+// (12 accumulators + 2 w + 1 x vectors of the 16 AVX2 registers).
+constexpr int kPairBlock = 6;
+
+template <typename A>
+inline void window_sum_dispatch(bool pair, int cb, int64_t nrows, const WindowRow* rows, ColumnTaps cols, const A* xp,
+                                int64_t cstride, const A* wp, typename Vec<A>::type* out0, typename Vec<A>::type* out1) {
+#define INVOBENCH_WS(n, P) window_sum<n, P, A>(nrows, rows, cols, xp, cstride, wp, out0, out1)
+  if (pair) {
+    switch (cb) {
+      case 1: INVOBENCH_WS(1, true); break;
+      case 2: INVOBENCH_WS(2, true); break;
+      case 3: INVOBENCH_WS(3, true); break;
+      case 4: INVOBENCH_WS(4, true); break;
+      case 5: INVOBENCH_WS(5, true); break;
+      default: INVOBENCH_WS(6, true); break;
+    }
+  } else {
+    switch (cb) {
+      case 1: INVOBENCH_WS(1, false); break;
+      case 2: INVOBENCH_WS(2, false); break;
+      case 3: INVOBENCH_WS(3, false); break;
+      case 4: INVOBENCH_WS(4, false); break;
+      case 5: INVOBENCH_WS(5, false); break;
+      case 6: INVOBENCH_WS(6, false); break;
+      case 7: INVOBENCH_WS(7, false); break;
+      default: INVOBENCH_WS(8, false); break;
+    }
+  }
+#undef INVOBENCH_WS
+}
+static_assert(kBlock == 8 && kPairBlock == 6, "window_sum_dispatch covers blocks of 1..8 and pairs of 1..6");
+
+// Output rows are computed in pairs when the second row's window is the first's moved by whole tap
+// rows (stride a multiple of the dilation: always at s = d = 1): the 7 input rows the two 7×7 windows
+// share are then loaded once for both.
 template <typename T>
 bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthreads) {
   using A = typename AccOf<T>::type;
   using V = Vec<A>;
   const int64_t wo_pad = round_up(g.Wo, V::n);
+  const bool pairs = g.s % g.d == 0 && g.Ho > 1;
+  const int64_t R = pairs ? 2 : 1, kshift = g.s / g.d;  // rows per step; tap rows between the pair's windows
   const int64_t images = g.B * g.G;
-  const int64_t nblk = blocks_per_image(images, g.Ho, nthreads);
-  const int64_t rows_per_blk = ceil_div(g.Ho, nblk);
+  const int64_t nblk = blocks_per_image(images, ceil_div(g.Ho, R), nthreads);
+  const int64_t rows_per_blk = R * ceil_div(ceil_div(g.Ho, R), nblk);  // blocks start on a pair boundary
   const int64_t plane = g.Ho * g.Wo;
   // fp32/double read w in place; only a partial last vector of a row is staged (zero-padded). 16-bit
   // types stage whole rows, widened to fp32.
   constexpr bool in_place = std::is_same<T, A>::value;
   const int64_t full_end = in_place ? g.Wo / V::n * V::n : 0;  // vectors before this read w in place
-  const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad);
-  const int64_t pf_n = PrefetchQueue::capacity<T>(g.KK + g.Cg * g.s, std::max(g.W, g.Wo));
-  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(g.KK * wo_pad) + 3 * Carver::bytes<int64_t>(g.KK) +
-                      Carver::bytes<const char*>(pf_n),
+  const int64_t wbuf_stride = in_place ? V::n : wo_pad;       // per tap, in the staged buffer
+  const int64_t extra_rows = (R - 1) * g.s;
+  const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad, extra_rows);
+  const int64_t window_rows = g.K + (R - 1) * kshift;
+  const int64_t pf_n = PrefetchQueue::capacity<T>(R * (g.KK + g.Cg * g.s + g.Cg), std::max(g.W, g.Wo));
+  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(R * g.KK * wbuf_stride) + 3 * Carver::bytes<int64_t>(g.K) +
+                      2 * Carver::bytes<WindowRow>(window_rows) + Carver::bytes<uintptr_t>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
-  const int64_t kernel_calls = ceil_div(g.Cg, kBlock) * ceil_div(g.Wo, V::n);  // per output row
+  const int64_t cb_max = pairs ? kPairBlock : kBlock;
+  const int64_t kernel_calls = ceil_div(g.Cg, cb_max) * ceil_div(g.Wo, V::n);  // per row step
 
 #pragma omp parallel num_threads(nthreads)
   {
     Carver carve(scratch.thread_part());
-    InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n));
+    InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n), extra_rows);
     ring.clear();
-    PrefetchQueue prefetch(carve.take<const char*>(pf_n));
-    A* wbuf = carve.take<A>(g.KK * wo_pad);
-    int64_t* xoff = carve.take<int64_t>(g.KK);
-    int64_t* woff_buf = carve.take<int64_t>(g.KK);    // into wbuf
-    int64_t* woff_place = carve.take<int64_t>(g.KK);  // into w itself
-    const int64_t wbuf_stride = in_place ? V::n : wo_pad;
-    typename V::type acc[kBlock];
+    PrefetchQueue prefetch(carve.take<uintptr_t>(pf_n));
+    A* wbuf = carve.take<A>(R * g.KK * wbuf_stride);
+    // Column taps: x at the ring's phase-split column of tap j; w at tap j's plane, in place or staged.
+    int64_t* xcol = carve.take<int64_t>(g.K);
+    int64_t* wcol_place = carve.take<int64_t>(g.K);
+    int64_t* wcol_buf = carve.take<int64_t>(g.K);
+    for (int64_t j = 0; j < g.K; ++j) xcol[j] = ring.col_offset(j), wcol_place[j] = j * plane, wcol_buf[j] = j * wbuf_stride;
+    const ColumnTaps cols_place{g.K, xcol, wcol_place}, cols_buf{g.K, xcol, wcol_buf};
+    WindowRow* rows_place = carve.take<WindowRow>(window_rows);  // w offsets into w itself
+    WindowRow* rows_buf = carve.take<WindowRow>(window_rows);    // into wbuf (partial vectors, 16-bit types)
+    typename V::type acc0[kBlock], acc1[kBlock];
 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < images * nblk; ++item) {
@@ -422,42 +582,54 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
       const T* wg = w + img * g.KK * plane;
       T* og = out + (b * g.C + gi * g.Cg) * plane;
       int64_t next_row = h0 * g.s - g.p;
-      for (int64_t ho = h0; ho < h1; ++ho) {
-        const int64_t r_lo = ho * g.s - g.p, r_hi = r_lo + (g.K - 1) * g.d;
+      for (int64_t ho = h0; ho < h1; ho += R) {
+        const bool pair = pairs && ho + 1 < h1;
+        const int64_t nh = pair ? 2 : 1;
+        const int64_t r_lo = ho * g.s - g.p, r_hi = r_lo + (nh - 1) * g.s + (g.K - 1) * g.d;
         for (int64_t r = std::max(next_row, r_lo); r <= r_hi; ++r) ring.fill(xg, r);
         next_row = r_hi + 1;
         if (full_end < g.Wo) {
-          for (int64_t tap = 0; tap < g.KK; ++tap)
-            stage(wbuf + tap * wbuf_stride, wg + tap * plane + ho * g.Wo + full_end, g.Wo - full_end, wbuf_stride);
+          for (int64_t h = 0; h < nh; ++h)
+            for (int64_t tap = 0; tap < g.KK; ++tap)
+              stage(wbuf + (h * g.KK + tap) * wbuf_stride, wg + tap * plane + (ho + h) * g.Wo + full_end,
+                    g.Wo - full_end, wbuf_stride);
         }
-        prefetch.reset();  // the previous row's calls issued all of its lines
-        if (ho + 1 < h1) {
-          prefetch.add_rows(wg + (ho + 1) * g.Wo, g.Wo, plane, g.KK);
-          for (int64_t r = r_hi + 1; r <= std::min(r_hi + g.s, g.H - 1); ++r)
+        prefetch.reset();  // the previous step's calls issued all of its lines
+        if (ho + nh < h1) {
+          const int64_t next_nh = std::min<int64_t>(R, h1 - ho - nh);
+          for (int64_t h = 0; h < next_nh; ++h) prefetch.add_rows(wg + (ho + nh + h) * g.Wo, g.Wo, plane, g.KK);
+          for (int64_t r = r_hi + 1; r <= std::min(r_hi + next_nh * g.s, g.H - 1); ++r)
             prefetch.add_rows(xg + r * g.W, g.W, g.H * g.W, g.Cg);
+          for (int64_t h = 0; h < next_nh; ++h) prefetch.add_rows(og + (ho + nh + h) * g.Wo, g.Wo, plane, g.Cg, true);
         }
         const int64_t prefetch_per_call = ceil_div(prefetch.size(), kernel_calls);
-        int nt = 0;
-        for (int64_t i = 0; i < g.K; ++i) {
-          const int64_t r = r_lo + i * g.d;
-          if (r < 0 || r >= g.H) continue;
-          for (int64_t j = 0; j < g.K; ++j) {
-            xoff[nt] = ring.slot_offset(r) + ring.col_offset(j);
-            woff_buf[nt] = (i * g.K + j) * wbuf_stride;
-            woff_place[nt] = (i * g.K + j) * plane;
-            ++nt;
-          }
+        // The window's input rows r_lo + m·d; the pair's second row reads tap row m − kshift of them.
+        int64_t nrows = 0;
+        for (int64_t m = 0; m < g.K + (pair ? kshift : 0); ++m) {
+          const int64_t r = r_lo + m * g.d;
+          if (r < 0 || r >= g.H) continue;  // zero padding: no term
+          const int64_t i0 = m < g.K ? m : -1;
+          const int64_t i1 = pair && m >= kshift && m - kshift < g.K ? m - kshift : -1;
+          if (i0 < 0 && i1 < 0) continue;
+          const int64_t xoff = ring.slot_offset(r);
+          rows_place[nrows] = WindowRow{xoff, i0 < 0 ? -1 : i0 * g.K * plane, i1 < 0 ? -1 : i1 * g.K * plane + g.Wo};
+          rows_buf[nrows++] = WindowRow{xoff, i0 < 0 ? -1 : i0 * g.K * wbuf_stride,
+                                        i1 < 0 ? -1 : (g.KK + i1 * g.K) * wbuf_stride};
         }
-        for (int64_t c0 = 0; c0 < g.Cg; c0 += kBlock) {
-          const int cb = static_cast<int>(std::min<int64_t>(kBlock, g.Cg - c0));
+        for (int64_t c0 = 0; c0 < g.Cg; c0 += cb_max) {
           for (int64_t wv = 0; wv < g.Wo; wv += V::n) {
+            const int cb = static_cast<int>(std::min<int64_t>(cb_max, g.Cg - c0));
             const bool place = wv < full_end;
             const A* wp = place ? reinterpret_cast<const A*>(wg) + ho * g.Wo + wv : wbuf + (wv - full_end);
             prefetch.issue(prefetch_per_call);
-            INVOBENCH_DISPATCH_BLOCK(cb, tap_sum, nt, xoff, place ? woff_place : woff_buf,
-                                     ring.buf + c0 * ring.cstride + wv, wp, ring.cstride, acc)
+            window_sum_dispatch<A>(pair, cb, nrows, place ? rows_place : rows_buf, place ? cols_place : cols_buf,
+                                   ring.buf + c0 * ring.cstride + wv, ring.cstride, wp, acc0, acc1);
             const int64_t count = std::min<int64_t>(V::n, g.Wo - wv);
-            for (int c = 0; c < cb; ++c) store_lanes<T, A>(og + (c0 + c) * plane + ho * g.Wo + wv, acc[c], count, 1);
+            for (int64_t h = 0; h < nh; ++h) {
+              const typename V::type* acc = h == 0 ? acc0 : acc1;
+              for (int c = 0; c < cb; ++c)
+                store_lanes<T, A>(og + (c0 + c) * plane + (ho + h) * g.Wo + wv, acc[c], count, 1);
+            }
           }
         }
       }
@@ -466,34 +638,46 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
   return true;
 }
 
+// grad_w: for each output row and tap, the sum over the group's channels of grad_out times the
+// shifted input, accumulated in registers and stored once. Output rows go in pairs as in the forward:
+// the taps of the input rows both windows read are summed for both rows from one x load.
 template <typename T>
 bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int nthreads) {
   using A = typename AccOf<T>::type;
   using V = Vec<A>;
   const int64_t wo_pad = round_up(g.Wo, V::n);
+  const bool pairs = g.s % g.d == 0 && g.Ho > 1;
+  const int64_t R = pairs ? 2 : 1, kshift = g.s / g.d;
   const int64_t images = g.B * g.G;
-  const int64_t nblk = blocks_per_image(images, g.Ho, nthreads);
-  const int64_t rows_per_blk = ceil_div(g.Ho, nblk);
+  const int64_t nblk = blocks_per_image(images, ceil_div(g.Ho, R), nthreads);
+  const int64_t rows_per_blk = R * ceil_div(ceil_div(g.Ho, R), nblk);
   const int64_t plane = g.Ho * g.Wo;
-  const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad);
-  const int64_t pf_n = PrefetchQueue::capacity<T>(g.Cg + g.Cg * g.s, std::max(g.W, g.Wo));
-  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(g.Cg * wo_pad) + 2 * Carver::bytes<int64_t>(g.KK) +
-                      Carver::bytes<const char*>(pf_n),
+  const int64_t extra_rows = (R - 1) * g.s;
+  const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad, extra_rows);
+  const int64_t pf_n = PrefetchQueue::capacity<T>(R * (g.Cg + g.Cg * g.s + g.KK), std::max(g.W, g.Wo));
+  const int64_t max_taps = R * g.KK;  // per list
+  Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(R * g.Cg * wo_pad) + 7 * Carver::bytes<int64_t>(max_taps) +
+                      Carver::bytes<uintptr_t>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
-  const int64_t kernel_calls = ceil_div(g.KK, kBlock) * ceil_div(g.Wo, V::n);  // per output row, at most
+  const int64_t kernel_calls = ceil_div(R * g.KK, kBlock) * ceil_div(g.Wo, V::n);  // per row step, about
 
 #pragma omp parallel num_threads(nthreads)
   {
     Carver carve(scratch.thread_part());
-    InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n));
+    InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n), extra_rows);
     ring.clear();
-    PrefetchQueue prefetch(carve.take<const char*>(pf_n));
-    A* gbuf = carve.take<A>(g.Cg * wo_pad);
-    zero(gbuf, g.Cg * wo_pad);  // the columns past Wo stay zero
-    int64_t* xoff = carve.take<int64_t>(g.KK);
-    int64_t* taps = carve.take<int64_t>(g.KK);
-    typename V::type acc[kBlock];
+    PrefetchQueue prefetch(carve.take<uintptr_t>(pf_n));
+    A* gbuf = carve.take<A>(R * g.Cg * wo_pad);  // [h][c][wo_pad]
+    zero(gbuf, R * g.Cg * wo_pad);               // the columns past Wo stay zero
+    // Tap lists of a row step: taps both output rows read (x offset, tap of row 0, tap of row 1), and
+    // the taps only row 0 or only row 1 reads (x offset, tap).
+    int64_t* both_x = carve.take<int64_t>(max_taps);
+    int64_t* both_t0 = carve.take<int64_t>(max_taps);
+    int64_t* both_t1 = carve.take<int64_t>(max_taps);
+    int64_t* only_x[2] = {carve.take<int64_t>(max_taps), carve.take<int64_t>(max_taps)};
+    int64_t* only_t[2] = {carve.take<int64_t>(max_taps), carve.take<int64_t>(max_taps)};
+    typename V::type acc0[kBlock], acc1[kBlock];
 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < images * nblk; ++item) {
@@ -504,41 +688,68 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
       const T* gg = gout + (b * g.C + gi * g.Cg) * plane;
       T* gwg = gw + img * g.KK * plane;
       int64_t next_row = h0 * g.s - g.p;
-      for (int64_t ho = h0; ho < h1; ++ho) {
-        const int64_t r_lo = ho * g.s - g.p, r_hi = r_lo + (g.K - 1) * g.d;
+      for (int64_t ho = h0; ho < h1; ho += R) {
+        const bool pair = pairs && ho + 1 < h1;
+        const int64_t nh = pair ? 2 : 1;
+        const int64_t r_lo = ho * g.s - g.p, r_hi = r_lo + (nh - 1) * g.s + (g.K - 1) * g.d;
         for (int64_t r = std::max(next_row, r_lo); r <= r_hi; ++r) ring.fill(xg, r);
         next_row = r_hi + 1;
-        for (int64_t c = 0; c < g.Cg; ++c) stage(gbuf + c * wo_pad, gg + c * plane + ho * g.Wo, g.Wo, g.Wo);
-        prefetch.issue_all();  // what the previous row's calls left (rows whose taps were skipped)
+        for (int64_t h = 0; h < nh; ++h)
+          for (int64_t c = 0; c < g.Cg; ++c)
+            stage(gbuf + (h * g.Cg + c) * wo_pad, gg + c * plane + (ho + h) * g.Wo, g.Wo, g.Wo);
+        prefetch.issue_all();  // what the previous step's calls left
         prefetch.reset();
-        if (ho + 1 < h1) {
-          prefetch.add_rows(gg + (ho + 1) * g.Wo, g.Wo, plane, g.Cg);
-          for (int64_t r = r_hi + 1; r <= std::min(r_hi + g.s, g.H - 1); ++r)
+        if (ho + nh < h1) {
+          const int64_t next_nh = std::min<int64_t>(R, h1 - ho - nh);
+          for (int64_t h = 0; h < next_nh; ++h) prefetch.add_rows(gg + (ho + nh + h) * g.Wo, g.Wo, plane, g.Cg);
+          for (int64_t r = r_hi + 1; r <= std::min(r_hi + next_nh * g.s, g.H - 1); ++r)
             prefetch.add_rows(xg + r * g.W, g.W, g.H * g.W, g.Cg);
+          for (int64_t h = 0; h < next_nh; ++h) prefetch.add_rows(gwg + (ho + nh + h) * g.Wo, g.Wo, plane, g.KK, true);
         }
         const int64_t prefetch_per_call = ceil_div(prefetch.size(), kernel_calls);
-        int nt = 0;
-        for (int64_t i = 0; i < g.K; ++i) {
-          const int64_t r = r_lo + i * g.d;
-          const bool inside = r >= 0 && r < g.H;
+        int64_t n_both = 0, n_only[2] = {0, 0};
+        for (int64_t m = 0; m < g.K + (pair ? kshift : 0); ++m) {
+          const int64_t r = r_lo + m * g.d;
+          const int64_t i0 = m < g.K ? m : -1;
+          const int64_t i1 = pair && m >= kshift && m - kshift < g.K ? m - kshift : -1;
+          if (i0 < 0 && i1 < 0) continue;  // a row between the two windows (s > d): neither reads it
           for (int64_t j = 0; j < g.K; ++j) {
-            if (!inside) {  // the tap reads only padding: its gradient is zero
-              std::fill_n(gwg + (i * g.K + j) * plane + ho * g.Wo, g.Wo, narrow<T>(A(0)));
+            if (r < 0 || r >= g.H) {  // the tap reads only padding: its gradient is zero
+              if (i0 >= 0) std::fill_n(gwg + (i0 * g.K + j) * plane + ho * g.Wo, g.Wo, narrow<T>(A(0)));
+              if (i1 >= 0) std::fill_n(gwg + (i1 * g.K + j) * plane + (ho + 1) * g.Wo, g.Wo, narrow<T>(A(0)));
               continue;
             }
-            xoff[nt] = ring.slot_offset(r) + ring.col_offset(j);
-            taps[nt] = i * g.K + j;
-            ++nt;
+            const int64_t xo = ring.slot_offset(r) + ring.col_offset(j);
+            if (i0 >= 0 && i1 >= 0) {
+              both_x[n_both] = xo, both_t0[n_both] = i0 * g.K + j, both_t1[n_both] = i1 * g.K + j, ++n_both;
+            } else {
+              const int h = i0 >= 0 ? 0 : 1;
+              only_x[h][n_only[h]] = xo, only_t[h][n_only[h]] = (h == 0 ? i0 : i1) * g.K + j, ++n_only[h];
+            }
           }
         }
-        for (int t0 = 0; t0 < nt; t0 += kBlock) {
-          const int tb = std::min(kBlock, nt - t0);
-          for (int64_t wv = 0; wv < g.Wo; wv += V::n) {
+        for (int64_t wv = 0; wv < g.Wo; wv += V::n) {
+          const int64_t count = std::min<int64_t>(V::n, g.Wo - wv);
+          T* out_row = gwg + ho * g.Wo + wv;
+          for (int64_t t0 = 0; t0 < n_both; t0 += kPairBlock) {
+            const int tb = static_cast<int>(std::min<int64_t>(kPairBlock, n_both - t0));
             prefetch.issue(prefetch_per_call);
-            INVOBENCH_DISPATCH_BLOCK(tb, channel_sum, g.Cg, xoff + t0, ring.buf + wv, ring.cstride, gbuf + wv,
-                                     wo_pad, acc)
-            const int64_t count = std::min<int64_t>(V::n, g.Wo - wv);
-            for (int t = 0; t < tb; ++t) store_lanes<T, A>(gwg + taps[t0 + t] * plane + ho * g.Wo + wv, acc[t], count, 1);
+            channel_sum_dispatch<A>(true, tb, g.Cg, both_x + t0, ring.buf + wv, ring.cstride, gbuf + wv, wo_pad,
+                                    g.Cg * wo_pad, acc0, acc1);
+            for (int t = 0; t < tb; ++t) {
+              store_lanes<T, A>(out_row + both_t0[t0 + t] * plane, acc0[t], count, 1);
+              store_lanes<T, A>(out_row + both_t1[t0 + t] * plane + g.Wo, acc1[t], count, 1);
+            }
+          }
+          for (int h = 0; h < 2; ++h) {
+            for (int64_t t0 = 0; t0 < n_only[h]; t0 += kBlock) {
+              const int tb = static_cast<int>(std::min<int64_t>(kBlock, n_only[h] - t0));
+              prefetch.issue(prefetch_per_call);
+              channel_sum_dispatch<A>(false, tb, g.Cg, only_x[h] + t0, ring.buf + wv, ring.cstride,
+                                      gbuf + h * g.Cg * wo_pad + wv, wo_pad, 0, acc0, acc1);
+              for (int t = 0; t < tb; ++t)
+                store_lanes<T, A>(out_row + only_t[h][t0 + t] * plane + h * g.Wo, acc0[t], count, 1);
+            }
           }
         }
       }
@@ -549,6 +760,9 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
 
 // grad_x in gather form. Input column x' = m·s + r (phase r) receives tap j from output column
 // wo = m + e_j with e_j = (r + p − j·d)/s, for the j where that division is exact; rows likewise.
+// grad_out rows (per channel) and w rows (per tap) are staged in zero-padded rings, and the forward's
+// window_sum does the sums with grad_out in the role of x. At s = d = 1 input rows go in pairs: the
+// K + 1 grad_out rows the two rows read are loaded once for both.
 template <typename T>
 bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int nthreads) {
   using A = typename AccOf<T>::type;
@@ -568,23 +782,28 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
       e_max = std::max(e_max, e);
     }
   }
+  const bool pairs = g.s == 1 && g.d == 1 && g.H > 1;
+  const int64_t R = pairs ? 2 : 1;
   const int64_t pad_left = -e_min;
   const int64_t Lg = round_up(pad_left + m_pad + e_max, 16);
-  const int64_t slots = (g.K - 1) * g.d / g.s + 2;  // output rows one input row can need, plus one
+  const int64_t slots = (g.K - 1) * g.d / g.s + 2 + (R - 1);  // output rows one step can need, plus one
   const int64_t images = g.B * g.G;
-  const int64_t nblk = blocks_per_image(images, g.H, nthreads);
-  const int64_t rows_per_blk = ceil_div(g.H, nblk);
+  const int64_t nblk = blocks_per_image(images, ceil_div(g.H, R), nthreads);
+  const int64_t rows_per_blk = R * ceil_div(ceil_div(g.H, R), nblk);  // blocks start on a pair boundary
   const int64_t plane = g.Ho * g.Wo;
   // Channel stride of the grad_out ring and tap stride of the w ring; the extra cache line keeps the
   // 49 tap rows one output row reads from landing in the same few L1 sets (slots·Lg is often 2 KiB).
   const int64_t gstride = slots * Lg + 16;
+  const int64_t window_rows = g.K + R - 1;
+  const int64_t cb_max = pairs ? kPairBlock : kBlock;
 
-  const int64_t pf_n = PrefetchQueue::capacity<T>(g.Cg + g.KK, g.Wo);
-  Scratch scratch(Carver::bytes<A>(g.Cg * gstride) + Carver::bytes<A>(g.KK * gstride) + 2 * Carver::bytes<int64_t>(g.KK) +
-                      Carver::bytes<const char*>(pf_n),
+  const int64_t pf_n = PrefetchQueue::capacity<T>(R * (2 * g.Cg + g.KK), std::max(g.W, g.Wo));
+  Scratch scratch(Carver::bytes<A>(g.Cg * gstride) + Carver::bytes<A>(g.KK * gstride) +
+                      2 * Carver::bytes<int64_t>(g.s * g.K) + Carver::bytes<ColumnTaps>(g.s) +
+                      Carver::bytes<WindowRow>(window_rows) + Carver::bytes<uintptr_t>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
-  const int64_t kernel_calls = g.s * ceil_div(g.Cg, kBlock) * ceil_div(ceil_div(g.W, g.s), V::n);  // per input row
+  const int64_t kernel_calls = g.s * ceil_div(g.Cg, cb_max) * ceil_div(m_max, V::n);  // per row step
 
 #pragma omp parallel num_threads(nthreads)
   {
@@ -593,10 +812,18 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
     A* wring = carve.take<A>(g.KK * gstride);
     zero(gring, g.Cg * gstride);  // padding columns are never written again: rows copy only their Wo values
     zero(wring, g.KK * gstride);
-    int64_t* goff = carve.take<int64_t>(g.KK);
-    int64_t* woff = carve.take<int64_t>(g.KK);
-    PrefetchQueue prefetch(carve.take<const char*>(pf_n));
-    typename V::type acc[kBlock];
+    // Column taps of phase r: grad_out at column e_j of a ring row, w at tap j's ring row, same column.
+    int64_t* xcol = carve.take<int64_t>(g.s * g.K);
+    int64_t* wcol = carve.take<int64_t>(g.s * g.K);
+    ColumnTaps* cols = carve.take<ColumnTaps>(g.s);
+    for (int64_t r = 0; r < g.s; ++r) {
+      int64_t n = 0;
+      for (const auto& [j, e] : col_taps[r]) xcol[r * g.K + n] = e, wcol[r * g.K + n] = j * gstride + e, ++n;
+      cols[r] = ColumnTaps{n, xcol + r * g.K, wcol + r * g.K};
+    }
+    WindowRow* rows = carve.take<WindowRow>(window_rows);
+    PrefetchQueue prefetch(carve.take<uintptr_t>(pf_n));
+    typename V::type acc0[kBlock], acc1[kBlock];
 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < images * nblk; ++item) {
@@ -607,13 +834,20 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
       const T* wg = w + img * g.KK * plane;
       T* gxg = gx + (b * g.C + gi * g.Cg) * g.H * g.W;
       int64_t next_ho = std::max<int64_t>(0, ceil_div(y0 + g.p - (g.K - 1) * g.d, g.s));
-      for (int64_t y = y0; y < y1; ++y) {
-        const int64_t ho_hi = std::min(g.Ho - 1, floor_div(y + g.p, g.s));
+      for (int64_t y = y0; y < y1; y += R) {
+        const bool pair = pairs && y + 1 < y1;
+        const int64_t nh = pair ? 2 : 1;
+        const int64_t ho_hi = std::min(g.Ho - 1, floor_div(y + nh - 1 + g.p, g.s));
         prefetch.issue_all();
         prefetch.reset();
-        if (ho_hi + 1 < g.Ho && y + 1 < y1 && floor_div(y + 1 + g.p, g.s) > ho_hi) {  // the next row needs a new one
-          prefetch.add_rows(gg + (ho_hi + 1) * g.Wo, g.Wo, plane, g.Cg);
-          prefetch.add_rows(wg + (ho_hi + 1) * g.Wo, g.Wo, plane, g.KK);
+        if (y + nh < y1) {  // the grad_out and w rows the next step stages
+          const int64_t y_next_last = std::min(y1, y + nh + R) - 1;
+          const int64_t ho_next = std::min(g.Ho - 1, floor_div(y_next_last + g.p, g.s));
+          for (int64_t ho = ho_hi + 1; ho <= ho_next; ++ho) {
+            prefetch.add_rows(gg + ho * g.Wo, g.Wo, plane, g.Cg);
+            prefetch.add_rows(wg + ho * g.Wo, g.Wo, plane, g.KK);
+          }
+          for (int64_t yn = y + nh; yn <= y_next_last; ++yn) prefetch.add_rows(gxg + yn * g.W, g.W, g.H * g.W, g.Cg, true);
         }
         const int64_t prefetch_per_call = ceil_div(prefetch.size(), kernel_calls);
         for (; next_ho <= ho_hi; ++next_ho) {
@@ -627,31 +861,39 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
             stage(dst + pad_left, wg + tap * plane + next_ho * g.Wo, g.Wo, g.Wo);
           }
         }
-        for (int64_t r = 0; r < g.s; ++r) {
-          const int64_t m_r = ceil_div(g.W - r, g.s);  // columns of this phase
-          if (m_r <= 0) continue;
-          int nt = 0;
+        // The window's grad_out rows, with the w ring rows of their taps for each input row of the step.
+        int64_t nrows = 0;
+        if (pair) {  // s = d = 1: rows ho = y + p − i of input row y, i + 1 for row y + 1
+          for (int64_t ho = std::max<int64_t>(0, y + g.p - g.K + 1); ho <= std::min(g.Ho - 1, y + 1 + g.p); ++ho) {
+            const int64_t i0 = y + g.p - ho, i1 = i0 + 1, slot = (ho % slots) * Lg;
+            rows[nrows++] = WindowRow{slot, i0 >= 0 && i0 < g.K ? slot + i0 * g.K * gstride : -1,
+                                      i1 < g.K ? slot + i1 * g.K * gstride : -1};
+          }
+        } else {
           for (int64_t i = 0; i < g.K; ++i) {
             const int64_t t = y + g.p - i * g.d;
             if (floor_div(t, g.s) * g.s != t) continue;
             const int64_t ho = floor_div(t, g.s);
             if (ho < 0 || ho >= g.Ho) continue;
             const int64_t slot = (ho % slots) * Lg;
-            for (const auto& [j, e] : col_taps[r]) {
-              goff[nt] = slot + pad_left + e;
-              woff[nt] = (i * g.K + j) * gstride + slot + pad_left + e;
-              ++nt;
-            }
+            rows[nrows++] = WindowRow{slot, slot + i * g.K * gstride, -1};
           }
-          for (int64_t c0 = 0; c0 < g.Cg; c0 += kBlock) {
-            const int cb = static_cast<int>(std::min<int64_t>(kBlock, g.Cg - c0));
+        }
+        for (int64_t r = 0; r < g.s; ++r) {
+          const int64_t m_r = ceil_div(g.W - r, g.s);  // columns of this phase
+          if (m_r <= 0) continue;
+          for (int64_t c0 = 0; c0 < g.Cg; c0 += cb_max) {
             for (int64_t mv = 0; mv < m_r; mv += V::n) {
+              const int cb = static_cast<int>(std::min<int64_t>(cb_max, g.Cg - c0));
               prefetch.issue(prefetch_per_call);
-              INVOBENCH_DISPATCH_BLOCK(cb, tap_sum, nt, goff, woff, gring + c0 * gstride + mv, wring + mv,
-                                       gstride, acc)
+              window_sum_dispatch<A>(pair, cb, nrows, rows, cols[r], gring + c0 * gstride + mv + pad_left, gstride,
+                                     wring + mv + pad_left, acc0, acc1);
               const int64_t count = std::min<int64_t>(V::n, m_r - mv);
-              for (int c = 0; c < cb; ++c)
-                store_lanes<T, A>(gxg + (c0 + c) * g.H * g.W + y * g.W + mv * g.s + r, acc[c], count, g.s);
+              for (int64_t h = 0; h < nh; ++h) {
+                const typename V::type* acc = h == 0 ? acc0 : acc1;
+                for (int c = 0; c < cb; ++c)
+                  store_lanes<T, A>(gxg + (c0 + c) * g.H * g.W + (y + h) * g.W + mv * g.s + r, acc[c], count, g.s);
+              }
             }
           }
         }
