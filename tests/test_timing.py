@@ -40,7 +40,8 @@ def test_relative_iqr():
     ([1.0] * 4, 0.0, None),                            # not yet min_samples
     ([1.0, 2.0, 4.0, 8.0, 16.0], 0.0, None),           # spread too wide, budget left
     ([1.0, 2.0, 4.0, 8.0, 16.0], 5.0, "budget"),       # budget spent
-    ([1.0, 9.0], 5.0, None),                           # budget spent but below the floor of samples
+    ([1.0, 2.0, 4.0, 8.0], 5.0, None),                 # budget spent but below min_samples
+    ([1.0, 9.0], 5.0, None),
     ([1.0, 9.0] * 10, 0.0, "max_samples"),
 ])
 def test_stop_reason(samples, spent, expected):

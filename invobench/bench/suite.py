@@ -34,6 +34,7 @@ from typing import Any, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from invobench.bench.timing import FLOOR_SAMPLES
 from invobench.registry import DEVICES, DTYPES, LEVELS, PASSES
 
 #: where `invobench run smoke` looks for smoke.yaml
@@ -85,8 +86,9 @@ class Budget(_Strict):
 
     warmup_s: float = Field(0.2, ge=0, description="warm-up time after the first call (which may compile)")
     case_s: float = Field(1.0, gt=0, description="sampling time per variant per case before stopping unconverged")
-    min_samples: int = Field(5, ge=3, description="samples before the IQR/median test may stop sampling")
-    max_samples: int = Field(200, ge=3)
+    min_samples: int = Field(5, ge=FLOOR_SAMPLES, description="samples every variant gets: neither the IQR/median test nor the "
+                             "time budget stops sampling before them (compare judges a case from 5 a side)")
+    max_samples: int = Field(200, ge=FLOOR_SAMPLES)
     rel_iqr: float = Field(0.05, gt=0, description="stop once IQR / median is at most this")
     max_call_s: Optional[float] = Field(None, gt=0, description="time guard: skip a variant whose second call (the first "
                                         "may compile) takes longer, and its later passes of the same case")

@@ -8,7 +8,8 @@ One sample is one call, device-synchronised:
 
 The variants of one case are sampled in rounds, each round in a fresh random order (A B, B A, ...),
 so drift and throttling hit them alike. A variant stops when IQR/median of its samples falls to the
-threshold (after `min_samples`), when its time budget runs out (never before `FLOOR_SAMPLES`), or at
+threshold or when its time budget runs out (either only after `min_samples`, so every variant has
+at least that many samples for `invobench compare` to judge), or at
 `max_samples`. Warm-up is by time, after a separately timed first call (which may compile).
 Every sample is kept. Garbage collection is off while sampling (as `timeit` does).
 """
@@ -25,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 #: samples every variant gets even when its budget is spent (an IQR needs a few)
+#: the fewest samples a suite may ask for (`budget.min_samples`): an IQR needs a few
 FLOOR_SAMPLES = 3
 
 
@@ -67,7 +69,7 @@ def stop_reason(samples_ms: list[float], spent_s: float, policy: SamplingPolicy)
         return "max_samples"
     if n >= policy.min_samples and relative_iqr(samples_ms) <= policy.rel_iqr:
         return "converged"
-    if spent_s >= policy.case_s and n >= FLOOR_SAMPLES:
+    if spent_s >= policy.case_s and n >= policy.min_samples:
         return "budget"
     return None
 
