@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from invobench.counting.formulas import (
     conv_min_bytes_bwd, conv_min_bytes_fwd, involution_apply_macs, involution_min_bytes_bwd, involution_min_bytes_fwd,
 )
+from invobench.env import fingerprint
 from invobench.ops.involution import APPLY
 from invobench.ops.involution import cpu as cpu_variant
 from invobench.shapes import padding_for
@@ -209,13 +210,16 @@ def main() -> None:
         header = "| stage | B | C in | width | H=W | pass | RedNet block ms | ResNet block ms | RedNet / ResNet |"
         rows = bottleneck_ratios(args.batch, max(args.reps, 5))
         print("\n" + header + "\n" + "|---" * 9 + "|\n" + "\n".join(rows))
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"fingerprint": fingerprint(), "build": cpu_variant.build_info(), "table": [header] + rows}, fh, indent=1)
         return None
 
     threads = torch.get_num_threads()
     cpu_variant.library()
     print(f"torch {torch.__version__}, {threads} threads, cpu build: {cpu_variant.build_info()}, "
           f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
-    record = {"threads": threads, "build": cpu_variant.build_info(), "cases": [],
+    record = {"fingerprint": fingerprint(), "threads": threads, "build": cpu_variant.build_info(), "cases": [],
               "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE")}
     cases = [MAIN] + ([] if args.quick else PAPER)
     header = ("| B | C | H=W | G | pass | cpu@1 ms | cpu ms (min) | 1→{t} scaling | eager ms | unfold ms | compile ms "
@@ -257,6 +261,7 @@ def main() -> None:
     print("\n" + header)
     print("|" + "---|" * (header.count("|") - 1))
     print("\n".join(rows))
+    record["table"] = [header] + rows
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(record, fh, indent=1)
