@@ -104,21 +104,19 @@ def test_run_writes_a_schema_valid_file_with_samples_counts_memory_and_roofline(
 def test_workers_get_torch_huge_page_allocation_unless_the_user_sets_it(tmp_path, monkeypatch):
     from invobench.env import fingerprint
 
+    def worker_env() -> dict:
+        worker = WorkerProcess(tmp_path)
+        worker.start()
+        try:
+            return worker.hello["env"]
+        finally:
+            worker.stop()
+
     monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
-    worker = WorkerProcess(tmp_path)
-    worker.start()
-    try:
-        assert worker.hello["env"]["THP_MEM_ALLOC_ENABLE"] == "1"
-    finally:
-        worker.stop()
+    assert worker_env()["THP_MEM_ALLOC_ENABLE"] == "1"
     assert fingerprint()["env"]["THP_MEM_ALLOC_ENABLE"] == "1"
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")  # a user's choice wins, and the record says so
-    worker = WorkerProcess(tmp_path)
-    worker.start()
-    try:
-        assert worker.hello["env"]["THP_MEM_ALLOC_ENABLE"] == "0"
-    finally:
-        worker.stop()
+    assert worker_env()["THP_MEM_ALLOC_ENABLE"] == "0"
     assert fingerprint()["env"]["THP_MEM_ALLOC_ENABLE"] == "0"
 
 
