@@ -144,17 +144,18 @@ def in_cache_efficiency(calls: int = 100) -> None:
               f"{100 * m / best[name] / peak:5.1f}% of matmul")
 
 
-def bottleneck_ratios(batch: int, reps: int) -> list[str]:
+def bottleneck_ratios(batch: int, reps: int) -> tuple[list[str], dict]:
     """RedNet-50's bottleneck (involution.cpu, K=7) against ResNet-50's (3×3 conv) at each stage, same run.
 
     The stride-1 blocks of each stage (in = 4·width channels), in train mode; forward under no_grad
     and a training step (forward + backward of the block's output sum). Both blocks of a stage are
     timed in the same rounds, in a fresh random order each round; latency = median of the rounds.
+    Returns the table rows and every sample (seconds) by "stage <n> <block> <pass>".
     """
     from invobench.models.rednet import involution_spatial
     from invobench.models.resnet import EXPANSION, STAGE_WIDTHS, Bottleneck, conv3x3_spatial
 
-    rows = []
+    rows, all_samples = [], {}
     sizes = (56, 28, 14, 7)
     for stage, (width, size) in enumerate(zip(STAGE_WIDTHS, sizes), start=1):
         torch.manual_seed(0)
@@ -183,11 +184,12 @@ def bottleneck_ratios(batch: int, reps: int) -> list[str]:
             random.shuffle(order)
             for key in order:
                 samples[key].append(_time(calls[key]))
+        all_samples.update({f"stage {stage} {name} {p}": s for (name, p), s in samples.items()})
         for p in ("fwd", "fwd+bwd"):
             red, res = (statistics.median(samples[(n, p)]) * 1e3 for n in ("rednet", "resnet"))
             rows.append(f"| {stage} | {batch} | {c_in} | {width} | {size} | {p} | {red:.2f} | {res:.2f} | {red / res:.2f}× |")
             print(rows[-1], flush=True)
-    return rows
+    return rows, all_samples
 
 
 def main() -> None:
@@ -208,11 +210,12 @@ def main() -> None:
         cpu_variant.library()
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu build: {cpu_variant.build_info()}")
         header = "| stage | B | C in | width | H=W | pass | RedNet block ms | ResNet block ms | RedNet / ResNet |"
-        rows = bottleneck_ratios(args.batch, max(args.reps, 5))
+        rows, samples = bottleneck_ratios(args.batch, max(args.reps, 5))
         print("\n" + header + "\n" + "|---" * 9 + "|\n" + "\n".join(rows))
         if args.json:
             with open(args.json, "w") as fh:
-                json.dump({"fingerprint": fingerprint(), "build": cpu_variant.build_info(), "table": [header] + rows}, fh, indent=1)
+                json.dump({"fingerprint": fingerprint(), "build": cpu_variant.build_info(), "table": [header] + rows,
+                           "samples_s": samples}, fh, indent=1)
         return None
 
     threads = torch.get_num_threads()

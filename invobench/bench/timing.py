@@ -25,7 +25,6 @@ from typing import Callable, Optional
 
 import numpy as np
 
-#: samples every variant gets even when its budget is spent (an IQR needs a few)
 #: the fewest samples a suite may ask for (`budget.min_samples`): an IQR needs a few
 FLOOR_SAMPLES = 3
 
