@@ -12,7 +12,7 @@ from invobench.registry import all_variants
 from invobench.results import case_id
 
 KNOWN = [v.key for v in all_variants()]
-SHIPPED = ["smoke", "paper", "groups", "kernels", "dtypes", "gpu"]
+SHIPPED = ["smoke", "paper", "cpu", "groups", "kernels", "dtypes", "gpu"]
 
 
 def suite(text: str, **kw):
