@@ -234,6 +234,22 @@ inline int64_t blocks_per_image(int64_t images, int64_t rows, int nthreads) {
   return std::min<int64_t>(rows, std::max<int64_t>(1, ceil_div(want, images)));
 }
 
+// How a kernel walks its rows: R = 2 rows per step when they go in pairs, in blocks of whole steps
+// spread over the threads (a block never splits a pair).
+struct RowSteps {
+  int64_t R, nblk, rows_per_blk;
+  RowSteps(bool pairs, int64_t images, int64_t rows, int nthreads)
+      : R(pairs ? 2 : 1),
+        nblk(blocks_per_image(images, ceil_div(rows, R), nthreads)),
+        rows_per_blk(R * ceil_div(ceil_div(rows, R), nblk)) {}
+};
+
+// Tap rows (i0, i1) of row m of a row pair's window for its first and second output row, −1 where
+// that output row does not read it: the second window is the first moved down by `kshift` tap rows.
+inline std::pair<int64_t, int64_t> pair_tap_rows(int64_t m, int64_t K, int64_t kshift, bool pair) {
+  return {m < K ? m : -1, pair && m >= kshift && m - kshift < K ? m - kshift : -1};
+}
+
 template <typename A>
 inline void zero(A* dst, int64_t n) {
   std::memset(dst, 0, static_cast<size_t>(n) * sizeof(A));
@@ -531,7 +547,7 @@ inline void window_sum_dispatch(bool pair, int cb, int64_t nrows, const WindowRo
 static_assert(kBlock == 8 && kPairBlock == 6, "window_sum_dispatch covers blocks of 1..8 and pairs of 1..6");
 
 // Output rows are computed in pairs when the second row's window is the first's moved by whole tap
-// rows (stride a multiple of the dilation: always at s = d = 1): the 7 input rows the two 7×7 windows
+// rows (stride a multiple of the dilation: always at s = d = 1): the 6 input rows the two 7×7 windows
 // share are then loaded once for both.
 template <typename T>
 bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthreads) {
@@ -539,10 +555,10 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
   using V = Vec<A>;
   const int64_t wo_pad = round_up(g.Wo, V::n);
   const bool pairs = g.s % g.d == 0 && g.Ho > 1;
-  const int64_t R = pairs ? 2 : 1, kshift = g.s / g.d;  // rows per step; tap rows between the pair's windows
+  const int64_t kshift = g.s / g.d;  // tap rows between the pair's windows
   const int64_t images = g.B * g.G;
-  const int64_t nblk = blocks_per_image(images, ceil_div(g.Ho, R), nthreads);
-  const int64_t rows_per_blk = R * ceil_div(ceil_div(g.Ho, R), nblk);  // blocks start on a pair boundary
+  const RowSteps steps(pairs, images, g.Ho, nthreads);
+  const int64_t R = steps.R, nblk = steps.nblk, rows_per_blk = steps.rows_per_blk;
   const int64_t plane = g.Ho * g.Wo;
   // fp32/double read w in place; only a partial last vector of a row is staged (zero-padded). 16-bit
   // types stage whole rows, widened to fp32.
@@ -612,8 +628,7 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
         for (int64_t m = 0; m < g.K + (pair ? kshift : 0); ++m) {
           const int64_t r = r_lo + m * g.d;
           if (r < 0 || r >= g.H) continue;  // zero padding: no term
-          const int64_t i0 = m < g.K ? m : -1;
-          const int64_t i1 = pair && m >= kshift && m - kshift < g.K ? m - kshift : -1;
+          const auto [i0, i1] = pair_tap_rows(m, g.K, kshift, pair);
           if (i0 < 0 && i1 < 0) continue;
           const int64_t xoff = ring.slot_offset(r);
           rows_place[nrows] = WindowRow{xoff, i0 < 0 ? -1 : i0 * g.K * plane, i1 < 0 ? -1 : i1 * g.K * plane + g.Wo};
@@ -651,10 +666,10 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
   using V = Vec<A>;
   const int64_t wo_pad = round_up(g.Wo, V::n);
   const bool pairs = g.s % g.d == 0 && g.Ho > 1;
-  const int64_t R = pairs ? 2 : 1, kshift = g.s / g.d;
+  const int64_t kshift = g.s / g.d;
   const int64_t images = g.B * g.G;
-  const int64_t nblk = blocks_per_image(images, ceil_div(g.Ho, R), nthreads);
-  const int64_t rows_per_blk = R * ceil_div(ceil_div(g.Ho, R), nblk);
+  const RowSteps steps(pairs, images, g.Ho, nthreads);
+  const int64_t R = steps.R, nblk = steps.nblk, rows_per_blk = steps.rows_per_blk;
   const int64_t plane = g.Ho * g.Wo;
   const int64_t extra_rows = (R - 1) * g.s;
   const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad, extra_rows);
@@ -714,8 +729,7 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
         int64_t n_both = 0, n_only[2] = {0, 0};
         for (int64_t m = 0; m < g.K + (pair ? kshift : 0); ++m) {
           const int64_t r = r_lo + m * g.d;
-          const int64_t i0 = m < g.K ? m : -1;
-          const int64_t i1 = pair && m >= kshift && m - kshift < g.K ? m - kshift : -1;
+          const auto [i0, i1] = pair_tap_rows(m, g.K, kshift, pair);
           if (i0 < 0 && i1 < 0) continue;  // a row between the two windows (s > d): neither reads it
           for (int64_t j = 0; j < g.K; ++j) {
             if (r < 0 || r >= g.H) {  // the tap reads only padding: its gradient is zero
@@ -787,13 +801,12 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
     }
   }
   const bool pairs = g.s == 1 && g.d == 1 && g.H > 1;
-  const int64_t R = pairs ? 2 : 1;
+  const int64_t images = g.B * g.G;
+  const RowSteps steps(pairs, images, g.H, nthreads);
+  const int64_t R = steps.R, nblk = steps.nblk, rows_per_blk = steps.rows_per_blk;
   const int64_t pad_left = -e_min;
   const int64_t Lg = round_up(pad_left + m_pad + e_max, 16);
   const int64_t slots = (g.K - 1) * g.d / g.s + 2 + (R - 1);  // output rows one step can need, plus one
-  const int64_t images = g.B * g.G;
-  const int64_t nblk = blocks_per_image(images, ceil_div(g.H, R), nthreads);
-  const int64_t rows_per_blk = R * ceil_div(ceil_div(g.H, R), nblk);  // blocks start on a pair boundary
   const int64_t plane = g.Ho * g.Wo;
   // Channel stride of the grad_out ring and tap stride of the w ring; the extra cache line keeps the
   // 49 tap rows one output row reads from landing in the same few L1 sets (slots·Lg is often 2 KiB).
