@@ -45,6 +45,9 @@ SHAPES = {
     "K1_stride2": (1, 4, 7, 8, 4, 1, 2, 1),
     "tiny_image_K7": (1, 16, 3, 2, 1, 7, 1, 1),  # window far larger than the image
     "row_blocks": (1, 16, 40, 23, 1, 5, 1, 1),  # one image: rows split into blocks over the threads
+    # wide rows under stride and dilation: several full vectors per phase, and the edge vectors whose taps reach the padding
+    "wide_stride2_K5": (1, 8, 9, 45, 2, 5, 2, 1),
+    "wide_dilation2_K3": (1, 8, 8, 41, 2, 3, 1, 2),
 }
 
 
