@@ -81,6 +81,10 @@ def _path_with_ninja() -> str:
 
 def requirements() -> list[str]:
     """Why the extension can't be built here (checked without building it)."""
+    if _BUILD["library"] is not None:
+        # Built and loaded: nothing left to check. `involution()` asks on every call, and the two
+        # PATH searches below cost ~0.2 ms, as much as the kernel at a batch-1 RedNet shape.
+        return []
     reasons = []
     if shutil.which(_compiler()) is None:
         reasons.append(f"no C++ compiler found ({_compiler()!r} is not on PATH; install g++ or set CXX)")
