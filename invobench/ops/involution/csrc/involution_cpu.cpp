@@ -560,10 +560,14 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
   const RowSteps steps(pairs, images, g.Ho, nthreads);
   const int64_t R = steps.R, nblk = steps.nblk, rows_per_blk = steps.rows_per_blk;
   const int64_t plane = g.Ho * g.Wo;
-  // fp32/double read w in place; only a partial last vector of a row is staged (zero-padded). 16-bit
-  // types stage whole rows, widened to fp32.
+  // fp32/double read w in place, a partial last vector of a row too: its lanes past Wo read the start
+  // of the next row (or tap plane) and give sums that are never stored, as lanes do not mix. Only where
+  // that read would run past the end of w (the last rows of an image's last tap plane, when it is the
+  // last image) is the partial vector staged, zero-padded. At 7×7 (one partial vector per row) staging
+  // it cost more than the arithmetic. 16-bit types stage whole rows, widened to fp32.
   constexpr bool in_place = std::is_same<T, A>::value;
-  const int64_t full_end = in_place ? g.Wo / V::n * V::n : 0;  // vectors before this read w in place
+  const int64_t full_end = in_place ? g.Wo / V::n * V::n : 0;  // vectors before this always read in place
+  const int64_t w_elements = g.B * g.G * g.KK * plane;
   const int64_t wbuf_stride = in_place ? V::n : wo_pad;       // per tap, in the staged buffer
   const int64_t extra_rows = (R - 1) * g.s;
   const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad, extra_rows);
@@ -608,7 +612,10 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
         const int64_t r_lo = ho * g.s - g.p, r_hi = r_lo + (nh - 1) * g.s + (g.K - 1) * g.d;
         for (int64_t r = std::max(next_row, r_lo); r <= r_hi; ++r) ring.fill(xg, r);
         next_row = r_hi + 1;
-        if (full_end < g.Wo) {
+        // One past the furthest element a whole-vector read of this step's w rows touches.
+        const int64_t w_reach = (img * g.KK + g.KK - 1) * plane + (ho + nh - 1) * g.Wo + wo_pad;
+        const int64_t place_end = in_place && w_reach <= w_elements ? g.Wo : full_end;
+        if (place_end < g.Wo) {
           for (int64_t h = 0; h < nh; ++h)
             for (int64_t tap = 0; tap < g.KK; ++tap)
               stage(wbuf + (h * g.KK + tap) * wbuf_stride, wg + tap * plane + (ho + h) * g.Wo + full_end,
@@ -638,7 +645,7 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
         for (int64_t c0 = 0; c0 < g.Cg; c0 += cb_max) {
           for (int64_t wv = 0; wv < g.Wo; wv += V::n) {
             const int cb = static_cast<int>(std::min<int64_t>(cb_max, g.Cg - c0));
-            const bool place = wv < full_end;
+            const bool place = wv < place_end;
             const A* wp = place ? reinterpret_cast<const A*>(wg) + ho * g.Wo + wv : wbuf + (wv - full_end);
             prefetch.issue(prefetch_per_call);
             window_sum_dispatch<A>(pair, cb, nrows, place ? rows_place : rows_buf, place ? cols_place : cols_buf,
