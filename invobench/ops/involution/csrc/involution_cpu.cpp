@@ -39,6 +39,9 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+#if defined(__AVX__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace invobench_cpu {
 
@@ -306,6 +309,37 @@ class PrefetchQueue {
   int64_t n_ = 0, next_ = 0;
 };
 
+// The first `count` lanes of `v` to dst[0..count) with one masked store, where the ISA has one.
+// Partial vectors are every row's last at 7×7 and 14×14, and grad_kernel stores K² of them per row:
+// lane by lane through the stack they cost grad_kernel 20–30 % at those sizes (interleaved A/B,
+// tools/cpu_ab.py). Returns false where there is no masked store (the caller falls back). The
+// AVX-512 branch is compile-checked only: the development machines are AVX2.
+template <typename A>
+inline bool masked_store(A* dst, typename Vec<A>::type v, int64_t count) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<A, float>::value) {
+    _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << count) - 1), (__m512)v);
+    return true;
+  } else if constexpr (std::is_same<A, double>::value) {
+    _mm512_mask_storeu_pd(dst, static_cast<__mmask8>((1u << count) - 1), (__m512d)v);
+    return true;
+  }
+#elif defined(__AVX__)
+  // Lane k is stored where its mask element has the top bit set: a window into {-1 × n, 0 × n}.
+  if constexpr (std::is_same<A, float>::value) {
+    alignas(32) static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    _mm256_maskstore_ps(dst, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - count)), (__m256)v);
+    return true;
+  } else if constexpr (std::is_same<A, double>::value) {
+    alignas(32) static const int64_t table[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+    _mm256_maskstore_pd(dst, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 4 - count)), (__m256d)v);
+    return true;
+  }
+#endif
+  (void)dst, (void)v, (void)count;
+  return false;
+}
+
 // Store `count` (≤ one vector) lanes of `v` to dst[k·step].
 template <typename T, typename A>
 inline void store_lanes(T* dst, typename Vec<A>::type v, int64_t count, int64_t step) {
@@ -318,6 +352,18 @@ inline void store_lanes(T* dst, typename Vec<A>::type v, int64_t count, int64_t 
   A lanes[Vec<A>::n];
   Vec<A>::store(lanes, v);
   for (int64_t k = 0; k < count; ++k) dst[k * step] = narrow<T>(lanes[k]);
+}
+
+// Store the first `count` lanes of `v` to dst[0..count): forward and grad_kernel rows. A partial
+// vector goes through one masked store where the ISA has one. grad_input keeps store_lanes: with the
+// masked store it measured 4–12 % slower in 7 of 8 interleaved A/B runs at 7²–28², for a reason we
+// have not found (its stores are rarer than grad_kernel's: Cg per K² FMAs, not K² per Cg).
+template <typename T, typename A>
+inline void store_row(T* dst, typename Vec<A>::type v, int64_t count) {
+  if constexpr (std::is_same<T, A>::value) {
+    if (count < Vec<A>::n && masked_store<A>(dst, v, count)) return;
+  }
+  store_lanes<T, A>(dst, v, count, 1);
 }
 
 // Keeps `v` in a register: an empty asm that claims to read and write it, so the compiler cannot fold
@@ -654,7 +700,7 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
             for (int64_t h = 0; h < nh; ++h) {
               const typename V::type* acc = h == 0 ? acc0 : acc1;
               for (int c = 0; c < cb; ++c)
-                store_lanes<T, A>(og + (c0 + c) * plane + (ho + h) * g.Wo + wv, acc[c], count, 1);
+                store_row<T, A>(og + (c0 + c) * plane + (ho + h) * g.Wo + wv, acc[c], count);
             }
           }
         }
@@ -762,8 +808,8 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
             channel_sum_dispatch<A>(true, tb, g.Cg, both_x + t0, ring.buf + wv, ring.cstride, gbuf + wv, wo_pad,
                                     g.Cg * wo_pad, acc0, acc1);
             for (int t = 0; t < tb; ++t) {
-              store_lanes<T, A>(out_row + both_t0[t0 + t] * plane, acc0[t], count, 1);
-              store_lanes<T, A>(out_row + both_t1[t0 + t] * plane + g.Wo, acc1[t], count, 1);
+              store_row<T, A>(out_row + both_t0[t0 + t] * plane, acc0[t], count);
+              store_row<T, A>(out_row + both_t1[t0 + t] * plane + g.Wo, acc1[t], count);
             }
           }
           for (int h = 0; h < 2; ++h) {
@@ -773,7 +819,7 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
               channel_sum_dispatch<A>(false, tb, g.Cg, only_x[h] + t0, ring.buf + wv, ring.cstride,
                                       gbuf + h * g.Cg * wo_pad + wv, wo_pad, 0, acc0, acc1);
               for (int t = 0; t < tb; ++t)
-                store_lanes<T, A>(out_row + only_t[h][t0 + t] * plane + h * g.Wo, acc0[t], count, 1);
+                store_row<T, A>(out_row + only_t[h][t0 + t] * plane + h * g.Wo, acc0[t], count);
             }
           }
         }
