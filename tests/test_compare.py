@@ -192,6 +192,25 @@ def test_normalize_by_compares_machines_of_different_speed(runs):
     assert any("BASE ran on" in w for w in plain.warnings)
 
 
+def test_a_reference_that_moved_unevenly_is_warned_about(runs, tmp_path):
+    # "other" is a uniformly faster machine: normalising is right there, and nothing is said
+    assert not any("itself moved" in w for w in _compare(runs, "base", "other", normalize_by="depthwise").warnings)
+    # the same code, but the reference 1.4× slower at half its cases (a shared host's state, not the code)
+    lines = [json.loads(line) for line in runs["same"].read_text().splitlines()]
+    depthwise = [ln for ln in lines if ln.get("type") == "record" and ln["variant"] == "depthwise" and ln["samples_ms"]]
+    for line in depthwise[::2]:
+        line["samples_ms"] = [1.4 * v for v in line["samples_ms"]]
+    uneven = tmp_path / "uneven.jsonl"
+    uneven.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    result = compare_runs(read_results(runs["base"]), read_results(uneven), normalize_by="depthwise")
+    [warning] = [w for w in result.warnings if "itself moved" in w]
+    low, high = (float(v) for v in warning.split("moved by ")[1].split("×")[0].split("–"))
+    assert low == pytest.approx(1.0, abs=0.05) and high == pytest.approx(1.4, abs=0.07)
+    assert f"across its {len(depthwise)} cases" in warning
+    # without --normalize-by there is no reference to speak of
+    assert not any("itself moved" in w for w in compare_runs(read_results(runs["base"]), read_results(uneven)).warnings)
+
+
 def test_holm_correction_is_the_default_and_can_be_switched_off(runs):
     holm = _compare(runs, "base", "slow")
     none = _compare(runs, "base", "slow", correction="none")

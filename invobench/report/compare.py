@@ -181,6 +181,20 @@ def _sample_problem(record: Record, side: str) -> Optional[str]:
     return None
 
 
+def _reference_shift(cases: list["CaseComparison"], threshold: float) -> Optional[tuple[float, float, int]]:
+    """(lowest, highest, n) NEW/BASE median ratio of the --normalize-by variant's own cases, when they
+    differ from each other by more than the threshold allows twice over; None when they agree.
+
+    Normalising assumes the machine got uniformly faster or slower; a reference that moved by 0.8× at
+    one case and 1.3× at another (two runs on a shared host, docs/gate.md) says that assumption failed.
+    """
+    ratios = [c.new_median_ms / c.base_median_ms for c in cases
+              if c.verdict == "reference" and c.base_median_ms and c.new_median_ms]
+    if len(ratios) < 2 or max(ratios) / min(ratios) <= (1 + threshold) ** 2:
+        return None
+    return min(ratios), max(ratios), len(ratios)
+
+
 def _reference(by_key: dict, record: Record, ref_key: str, side: str) -> tuple[Optional[Record], Optional[str]]:
     ref = by_key.get(_case_key(record))
     if ref is None:
@@ -286,6 +300,13 @@ def compare_runs(
         row.p_adjusted = p_adjusted
         row.verdict = verdict(estimate, threshold, alpha, p_value=p_adjusted)
 
+    shift = _reference_shift(cases, threshold)
+    if shift is not None:
+        low, high, n = shift
+        warnings.append(f"the --normalize-by reference {ref_key} itself moved by {low:.2f}–{high:.2f}× from BASE to NEW "
+                        f"across its {n} cases: normalising cancels one uniform change of machine speed, and these two "
+                        f"runs did not see one; flags within that range may be the machine's state, not the code "
+                        f"(docs/gate.md)")
     unjudged = [c for c in cases if c.verdict == "not judged" and c.base_status == c.new_status == "ok"]
     if unjudged:
         warnings.append(f"{len(unjudged)} ok cases were not judged (missing raw samples or reference); "
