@@ -312,8 +312,8 @@ class PrefetchQueue {
 // The first `count` lanes of `v` to dst[0..count) with one masked store, where the ISA has one.
 // A partial vector is every row's last at 7×7, 14×14 and 28×28, and grad_kernel stores K² of them
 // per row: lane by lane through the stack they cost grad_kernel up to 30 % at those sizes
-// (interleaved A/B, tools/cpu_ab.py). Returns false where there is no masked store (the caller falls back). The
-// AVX-512 branch is compile-checked only: the development machines are AVX2.
+// (interleaved A/B, tools/cpu_ab.py). Returns false where there is no masked store (the caller
+// falls back). The AVX-512 branch is compile-checked only: the development machines are AVX2.
 template <typename A>
 inline bool masked_store(A* dst, typename Vec<A>::type v, int64_t count) {
 #if defined(__AVX512F__)
