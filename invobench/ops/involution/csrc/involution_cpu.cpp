@@ -8,6 +8,7 @@
 //   channels of its group from registers (a micro-kernel of CB channel accumulators × one SIMD vector).
 // - SIMD runs along W (the contiguous axis of NCHW) with GCC/Clang vector extensions: AVX-512,
 //   AVX2 or SSE/NEON width follows the build's -march, and any compiler target still gets correct code.
+//   AVX-512 builds hold 64- and 32-byte kernels and pick per call the one that pads a row less.
 // - Zero padding, stride and dilation are resolved once, when input rows are copied into a per-thread
 //   ring buffer: each row is zero-padded and split into `stride` phases (column m·s+ph → phase ph,
 //   index m), so every tap reads a contiguous, in-bounds vector and the inner loop has no branches.
@@ -58,24 +59,35 @@ constexpr const char* kIsa = "neon";
 constexpr int kVecBytes = 16;
 constexpr const char* kIsa = "sse/generic";
 #endif
+// AVX-512 builds also carry 32-byte kernels (AVX-512VL: still 32 registers and masked stores), used
+// where they waste fewer lanes on the row's last vector (`vector_bytes_for`): at W = 56 a 16-float
+// vector fills 3.5 of 4 vectors, an 8-float one all 7; at W = 7 the 16-float vector is 44 % used.
+// On Zen 4, which runs a 512-bit operation as two 256-bit halves, that made the 56×56 and 7×7 cases
+// 15–50 % faster (docs/cpu.md); where both widths pad alike (14, 28, 112) the wider one is kept.
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+constexpr int kNarrowVecBytes = 32;
+#else
+constexpr int kNarrowVecBytes = kVecBytes;
+#endif
 // Channel (or tap) accumulators per micro-kernel: 8 accumulators + 2 operands fit 16 vector registers.
 constexpr int kBlock = 8;
 
-template <typename A>
+// A SIMD vector of NB bytes of A (NB = kVecBytes or kNarrowVecBytes).
+template <typename A, int NB>
 struct SimdOf;
-template <>
-struct SimdOf<float> {
-  typedef float type __attribute__((vector_size(kVecBytes)));
+template <int NB>
+struct SimdOf<float, NB> {
+  typedef float type __attribute__((vector_size(NB)));
 };
-template <>
-struct SimdOf<double> {
-  typedef double type __attribute__((vector_size(kVecBytes)));
+template <int NB>
+struct SimdOf<double, NB> {
+  typedef double type __attribute__((vector_size(NB)));
 };
 
-template <typename A>
+template <typename A, int NB>
 struct Vec {
-  using type = typename SimdOf<A>::type;
-  static constexpr int n = kVecBytes / static_cast<int>(sizeof(A));
+  using type = typename SimdOf<A, NB>::type;
+  static constexpr int n = NB / static_cast<int>(sizeof(A));
   static inline type load(const A* p) {
     type v;
     std::memcpy(&v, p, sizeof(v));
@@ -313,24 +325,34 @@ class PrefetchQueue {
 // A partial vector is every row's last at 7×7, 14×14 and 28×28, and grad_kernel stores K² of them
 // per row: lane by lane through the stack they cost grad_kernel up to 30 % at those sizes
 // (interleaved A/B, tools/cpu_ab.py). Returns false where there is no masked store (the caller
-// falls back). The AVX-512 branch is compile-checked only: the development machines are AVX2.
-template <typename A>
-inline bool masked_store(A* dst, typename Vec<A>::type v, int64_t count) {
+// falls back).
+template <typename A, int NB>
+inline bool masked_store(A* dst, typename Vec<A, NB>::type v, int64_t count) {
+  constexpr bool f32 = std::is_same<A, float>::value, f64 = std::is_same<A, double>::value;
 #if defined(__AVX512F__)
-  if constexpr (std::is_same<A, float>::value) {
+  if constexpr (NB == 64 && f32) {
     _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << count) - 1), (__m512)v);
     return true;
-  } else if constexpr (std::is_same<A, double>::value) {
+  } else if constexpr (NB == 64 && f64) {
     _mm512_mask_storeu_pd(dst, static_cast<__mmask8>((1u << count) - 1), (__m512d)v);
+    return true;
+  }
+#endif
+#if defined(__AVX512VL__)
+  if constexpr (NB == 32 && f32) {
+    _mm256_mask_storeu_ps(dst, static_cast<__mmask8>((1u << count) - 1), (__m256)v);
+    return true;
+  } else if constexpr (NB == 32 && f64) {
+    _mm256_mask_storeu_pd(dst, static_cast<__mmask8>((1u << count) - 1), (__m256d)v);
     return true;
   }
 #elif defined(__AVX__)
   // Lane k is stored where its mask element has the top bit set: a window into {-1 × n, 0 × n}.
-  if constexpr (std::is_same<A, float>::value) {
+  if constexpr (NB == 32 && f32) {
     alignas(32) static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     _mm256_maskstore_ps(dst, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - count)), (__m256)v);
     return true;
-  } else if constexpr (std::is_same<A, double>::value) {
+  } else if constexpr (NB == 32 && f64) {
     alignas(32) static const int64_t table[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
     _mm256_maskstore_pd(dst, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 4 - count)), (__m256d)v);
     return true;
@@ -341,16 +363,16 @@ inline bool masked_store(A* dst, typename Vec<A>::type v, int64_t count) {
 }
 
 // Store `count` (≤ one vector) lanes of `v` to dst[k·step].
-template <typename T, typename A>
-inline void store_lanes(T* dst, typename Vec<A>::type v, int64_t count, int64_t step) {
+template <typename T, typename A, int NB>
+inline void store_lanes(T* dst, typename Vec<A, NB>::type v, int64_t count, int64_t step) {
   if constexpr (std::is_same<T, A>::value) {
-    if (count == Vec<A>::n && step == 1) {
-      Vec<A>::store(dst, v);
+    if (count == Vec<A, NB>::n && step == 1) {
+      Vec<A, NB>::store(dst, v);
       return;
     }
   }
-  A lanes[Vec<A>::n];
-  Vec<A>::store(lanes, v);
+  A lanes[Vec<A, NB>::n];
+  Vec<A, NB>::store(lanes, v);
   for (int64_t k = 0; k < count; ++k) dst[k * step] = narrow<T>(lanes[k]);
 }
 
@@ -358,12 +380,12 @@ inline void store_lanes(T* dst, typename Vec<A>::type v, int64_t count, int64_t 
 // vector goes through one masked store where the ISA has one. grad_input keeps store_lanes: with the
 // masked store it measured 4–12 % slower in 7 of 8 interleaved A/B runs at 7²–28², for a reason we
 // have not found (its stores are rarer than grad_kernel's: Cg per K² FMAs, not K² per Cg).
-template <typename T, typename A>
-inline void store_row(T* dst, typename Vec<A>::type v, int64_t count) {
+template <typename T, typename A, int NB>
+inline void store_row(T* dst, typename Vec<A, NB>::type v, int64_t count) {
   if constexpr (std::is_same<T, A>::value) {
-    if (count < Vec<A>::n && masked_store<A>(dst, v, count)) return;
+    if (count < Vec<A, NB>::n && masked_store<A, NB>(dst, v, count)) return;
   }
-  store_lanes<T, A>(dst, v, count, 1);
+  store_lanes<T, A, NB>(dst, v, count, 1);
 }
 
 // Keeps `v` in a register: an empty asm that claims to read and write it, so the compiler cannot fold
@@ -384,10 +406,10 @@ inline void register_barrier(VT& v) {
 //   out1[t] = Σ_c g1[c·gstride] · xp[xoff[t] + c·cstride]   (H1: the second, g1 = g0 + g1off)
 // The taps are those whose input row both output rows read (H0 && H1: each x vector used twice) or
 // those of one output row. Per channel: one grad_out vector per row and one x vector per tap.
-template <int TB, bool H1, typename A>
+template <int TB, bool H1, typename A, int NB>
 inline void channel_sum(int64_t Cg, const int64_t* xoff, const A* xp, int64_t cstride, const A* gp, int64_t gstride,
-                        int64_t g1off, typename Vec<A>::type* out0, typename Vec<A>::type* out1) {
-  using V = Vec<A>;
+                        int64_t g1off, typename Vec<A, NB>::type* out0, typename Vec<A, NB>::type* out1) {
+  using V = Vec<A, NB>;
   typename V::type a0[TB], a1[TB];
 #pragma GCC unroll 16
   for (int t = 0; t < TB; ++t) a0[t] = a1[t] = typename V::type{};
@@ -418,11 +440,11 @@ inline void channel_sum(int64_t Cg, const int64_t* xoff, const A* xp, int64_t cs
 // The two dispatchers below map a run-time block size to the micro-kernel compiled for it. They stay
 // two plain functions: folding them into one generic dispatcher taking a lambda changed GCC's inlining
 // and made the forward 10-30 % slower in an interleaved A/B (tools/cpu_ab.py).
-template <typename A>
+template <typename A, int NB>
 inline void channel_sum_dispatch(bool pair, int tb, int64_t Cg, const int64_t* xoff, const A* xp, int64_t cstride,
-                                 const A* gp, int64_t gstride, int64_t g1off, typename Vec<A>::type* out0,
-                                 typename Vec<A>::type* out1) {
-#define INVOBENCH_CS(n, P) channel_sum<n, P, A>(Cg, xoff, xp, cstride, gp, gstride, g1off, out0, out1)
+                                 const A* gp, int64_t gstride, int64_t g1off, typename Vec<A, NB>::type* out0,
+                                 typename Vec<A, NB>::type* out1) {
+#define INVOBENCH_CS(n, P) channel_sum<n, P, A, NB>(Cg, xoff, xp, cstride, gp, gstride, g1off, out0, out1)
   if (pair) {
     switch (tb) {
       case 1: INVOBENCH_CS(1, true); break;
@@ -496,10 +518,10 @@ struct InputRing {
 // pair, H1: the second) times the x vectors of the CB channels. Each x vector is loaded once and used
 // by both rows, each w vector once and used by all CB channels: 2·CB FMAs per 2 + CB loads.
 // Column tap jj reads x at xr + xcol[jj] (+ c·cstride) and w at w0/w1 + wcol[jj].
-template <int CB, bool H0, bool H1, typename A>
+template <int CB, bool H0, bool H1, typename A, int NB>
 inline void pair_row(int64_t nj, const int64_t* xcol, const int64_t* wcol, const A* xr, int64_t cstride, const A* w0,
-                     const A* w1, typename Vec<A>::type (&a0)[CB], typename Vec<A>::type (&a1)[CB]) {
-  using V = Vec<A>;
+                     const A* w1, typename Vec<A, NB>::type (&a0)[CB], typename Vec<A, NB>::type (&a1)[CB]) {
+  using V = Vec<A, NB>;
   for (int64_t jj = 0; jj < nj; ++jj) {
     typename V::type wv0{}, wv1{};
     if constexpr (H0) wv0 = V::load(w0 + wcol[jj]);
@@ -533,10 +555,10 @@ struct ColumnTaps {
 // out0/out1[c] = Σ over the window's rows and column taps of w · x for CB channels and one vector of
 // output columns of the first/second output row (PAIR) or of one output row (!PAIR). The forward and
 // grad-input share it: in grad-input grad_out plays x and w is read from a staged ring.
-template <int CB, bool PAIR, typename A>
+template <int CB, bool PAIR, typename A, int NB>
 inline void window_sum(int64_t nrows, const WindowRow* rows, ColumnTaps cols, const A* xp, int64_t cstride,
-                       const A* wp, typename Vec<A>::type* out0, typename Vec<A>::type* out1) {
-  using V = Vec<A>;
+                       const A* wp, typename Vec<A, NB>::type* out0, typename Vec<A, NB>::type* out1) {
+  using V = Vec<A, NB>;
   typename V::type a0[CB], a1[CB];
 #pragma GCC unroll 16
   for (int c = 0; c < CB; ++c) a0[c] = a1[c] = typename V::type{};
@@ -544,11 +566,11 @@ inline void window_sum(int64_t nrows, const WindowRow* rows, ColumnTaps cols, co
     const WindowRow& row = rows[m];
     const A* xr = xp + row.xoff;
     if (PAIR && row.w0 >= 0 && row.w1 >= 0) {
-      pair_row<CB, true, PAIR, A>(cols.nj, cols.xcol, cols.wcol, xr, cstride, wp + row.w0, wp + row.w1, a0, a1);
+      pair_row<CB, true, PAIR, A, NB>(cols.nj, cols.xcol, cols.wcol, xr, cstride, wp + row.w0, wp + row.w1, a0, a1);
     } else if (row.w0 >= 0) {
-      pair_row<CB, true, false, A>(cols.nj, cols.xcol, cols.wcol, xr, cstride, wp + row.w0, nullptr, a0, a1);
+      pair_row<CB, true, false, A, NB>(cols.nj, cols.xcol, cols.wcol, xr, cstride, wp + row.w0, nullptr, a0, a1);
     } else if (PAIR) {
-      pair_row<CB, false, PAIR, A>(cols.nj, cols.xcol, cols.wcol, xr, cstride, nullptr, wp + row.w1, a0, a1);
+      pair_row<CB, false, PAIR, A, NB>(cols.nj, cols.xcol, cols.wcol, xr, cstride, nullptr, wp + row.w1, a0, a1);
     }
   }
 #pragma GCC unroll 16
@@ -563,10 +585,10 @@ inline void window_sum(int64_t nrows, const WindowRow* rows, ColumnTaps cols, co
 // (12 accumulators + 2 w + 1 x vectors of the 16 AVX2 registers).
 constexpr int kPairBlock = 6;
 
-template <typename A>
+template <typename A, int NB>
 inline void window_sum_dispatch(bool pair, int cb, int64_t nrows, const WindowRow* rows, ColumnTaps cols, const A* xp,
-                                int64_t cstride, const A* wp, typename Vec<A>::type* out0, typename Vec<A>::type* out1) {
-#define INVOBENCH_WS(n, P) window_sum<n, P, A>(nrows, rows, cols, xp, cstride, wp, out0, out1)
+                                int64_t cstride, const A* wp, typename Vec<A, NB>::type* out0, typename Vec<A, NB>::type* out1) {
+#define INVOBENCH_WS(n, P) window_sum<n, P, A, NB>(nrows, rows, cols, xp, cstride, wp, out0, out1)
   if (pair) {
     switch (cb) {
       case 1: INVOBENCH_WS(1, true); break;
@@ -595,10 +617,10 @@ static_assert(kBlock == 8 && kPairBlock == 6, "window_sum_dispatch covers blocks
 // Output rows are computed in pairs when the second row's window is the first's moved by whole tap
 // rows (stride a multiple of the dilation: always at s = d = 1): the 6 input rows the two 7×7 windows
 // share are then loaded once for both.
-template <typename T>
+template <typename T, int NB>
 bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthreads) {
   using A = typename AccOf<T>::type;
-  using V = Vec<A>;
+  using V = Vec<A, NB>;
   const int64_t wo_pad = round_up(g.Wo, V::n);
   const bool pairs = g.s % g.d == 0 && g.Ho > 1;
   const int64_t kshift = g.s / g.d;  // tap rows between the pair's windows
@@ -694,13 +716,13 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
             const bool place = wv < place_end;
             const A* wp = place ? reinterpret_cast<const A*>(wg) + ho * g.Wo + wv : wbuf + (wv - full_end);
             prefetch.issue(prefetch_per_call);
-            window_sum_dispatch<A>(pair, cb, nrows, place ? rows_place : rows_buf, place ? cols_place : cols_buf,
+            window_sum_dispatch<A, NB>(pair, cb, nrows, place ? rows_place : rows_buf, place ? cols_place : cols_buf,
                                    ring.buf + c0 * ring.cstride + wv, ring.cstride, wp, acc0, acc1);
             const int64_t count = std::min<int64_t>(V::n, g.Wo - wv);
             for (int64_t h = 0; h < nh; ++h) {
               const typename V::type* acc = h == 0 ? acc0 : acc1;
               for (int c = 0; c < cb; ++c)
-                store_row<T, A>(og + (c0 + c) * plane + (ho + h) * g.Wo + wv, acc[c], count);
+                store_row<T, A, NB>(og + (c0 + c) * plane + (ho + h) * g.Wo + wv, acc[c], count);
             }
           }
         }
@@ -713,10 +735,10 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
 // grad_w: for each output row and tap, the sum over the group's channels of grad_out times the
 // shifted input, accumulated in registers and stored once. Output rows go in pairs as in the forward:
 // the taps of the input rows both windows read are summed for both rows from one x load.
-template <typename T>
+template <typename T, int NB>
 bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int nthreads) {
   using A = typename AccOf<T>::type;
-  using V = Vec<A>;
+  using V = Vec<A, NB>;
   const int64_t wo_pad = round_up(g.Wo, V::n);
   const bool pairs = g.s % g.d == 0 && g.Ho > 1;
   const int64_t kshift = g.s / g.d;
@@ -805,21 +827,21 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
           for (int64_t t0 = 0; t0 < n_both; t0 += kPairBlock) {
             const int tb = static_cast<int>(std::min<int64_t>(kPairBlock, n_both - t0));
             prefetch.issue(prefetch_per_call);
-            channel_sum_dispatch<A>(true, tb, g.Cg, both_x + t0, ring.buf + wv, ring.cstride, gbuf + wv, wo_pad,
+            channel_sum_dispatch<A, NB>(true, tb, g.Cg, both_x + t0, ring.buf + wv, ring.cstride, gbuf + wv, wo_pad,
                                     g.Cg * wo_pad, acc0, acc1);
             for (int t = 0; t < tb; ++t) {
-              store_row<T, A>(out_row + both_t0[t0 + t] * plane, acc0[t], count);
-              store_row<T, A>(out_row + both_t1[t0 + t] * plane + g.Wo, acc1[t], count);
+              store_row<T, A, NB>(out_row + both_t0[t0 + t] * plane, acc0[t], count);
+              store_row<T, A, NB>(out_row + both_t1[t0 + t] * plane + g.Wo, acc1[t], count);
             }
           }
           for (int h = 0; h < 2; ++h) {
             for (int64_t t0 = 0; t0 < n_only[h]; t0 += kBlock) {
               const int tb = static_cast<int>(std::min<int64_t>(kBlock, n_only[h] - t0));
               prefetch.issue(prefetch_per_call);
-              channel_sum_dispatch<A>(false, tb, g.Cg, only_x[h] + t0, ring.buf + wv, ring.cstride,
+              channel_sum_dispatch<A, NB>(false, tb, g.Cg, only_x[h] + t0, ring.buf + wv, ring.cstride,
                                       gbuf + h * g.Cg * wo_pad + wv, wo_pad, 0, acc0, acc1);
               for (int t = 0; t < tb; ++t)
-                store_row<T, A>(out_row + only_t[h][t0 + t] * plane + h * g.Wo, acc0[t], count);
+                store_row<T, A, NB>(out_row + only_t[h][t0 + t] * plane + h * g.Wo, acc0[t], count);
             }
           }
         }
@@ -834,10 +856,10 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
 // grad_out rows (per channel) and w rows (per tap) are staged in zero-padded rings, and the forward's
 // window_sum does the sums with grad_out in the role of x. At s = d = 1 input rows go in pairs: the
 // K + 1 grad_out rows the two rows read are loaded once for both.
-template <typename T>
+template <typename T, int NB>
 bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int nthreads) {
   using A = typename AccOf<T>::type;
-  using V = Vec<A>;
+  using V = Vec<A, NB>;
   const int64_t m_max = ceil_div(g.W, g.s);  // columns of phase 0 (= Wo)
   const int64_t m_pad = round_up(m_max, V::n);
   // Column taps per phase: (j, e_j).
@@ -956,13 +978,13 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
             for (int64_t mv = 0; mv < m_r; mv += V::n) {
               const int cb = static_cast<int>(std::min<int64_t>(cb_max, g.Cg - c0));
               prefetch.issue(prefetch_per_call);
-              window_sum_dispatch<A>(pair, cb, nrows, rows, cols[r], gring + c0 * gstride + mv + pad_left, gstride,
+              window_sum_dispatch<A, NB>(pair, cb, nrows, rows, cols[r], gring + c0 * gstride + mv + pad_left, gstride,
                                      wring + mv + pad_left, acc0, acc1);
               const int64_t count = std::min<int64_t>(V::n, m_r - mv);
               for (int64_t h = 0; h < nh; ++h) {
                 const typename V::type* acc = h == 0 ? acc0 : acc1;
                 for (int c = 0; c < cb; ++c)
-                  store_lanes<T, A>(gxg + (c0 + c) * g.H * g.W + (y + h) * g.W + mv * g.s + r, acc[c], count, g.s);
+                  store_lanes<T, A, NB>(gxg + (c0 + c) * g.H * g.W + (y + h) * g.W + mv * g.s + r, acc[c], count, g.s);
               }
             }
           }
@@ -1020,22 +1042,36 @@ int run(int dtype, const int64_t* shape, int nthreads, const void* a, const void
   return ok ? kOk : kOutOfMemory;
 }
 
+// The vector width for rows of `extent` elements of A: the narrow one where it pads the row to fewer
+// lanes (see kNarrowVecBytes), else the widest.
+template <typename A>
+constexpr bool use_narrow(int64_t extent) {
+  constexpr int64_t wide = kVecBytes / sizeof(A), narrow = kNarrowVecBytes / sizeof(A);
+  return narrow < wide && round_up(extent, narrow) < round_up(extent, wide);
+}
+
 template <typename T>
 struct Forward {
   static bool run(const void* x, const void* w, void* out, const Geometry& g, int n) {
-    return forward_kernel<T>(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(out), g, n);
+    auto kernel = use_narrow<typename AccOf<T>::type>(g.Wo) ? forward_kernel<T, kNarrowVecBytes> : forward_kernel<T, kVecBytes>;
+    return kernel(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(out), g, n);
   }
 };
 template <typename T>
 struct GradInput {
   static bool run(const void* gout, const void* w, void* gx, const Geometry& g, int n) {
-    return grad_input_kernel<T>(static_cast<const T*>(gout), static_cast<const T*>(w), static_cast<T*>(gx), g, n);
+    // Its vectors run along the columns of one stride phase of x: ceil(W / s) of them.
+    auto kernel = use_narrow<typename AccOf<T>::type>(ceil_div(g.W, g.s)) ? grad_input_kernel<T, kNarrowVecBytes>
+                                                                           : grad_input_kernel<T, kVecBytes>;
+    return kernel(static_cast<const T*>(gout), static_cast<const T*>(w), static_cast<T*>(gx), g, n);
   }
 };
 template <typename T>
 struct GradKernel {
   static bool run(const void* gout, const void* x, void* gw, const Geometry& g, int n) {
-    return grad_kernel_kernel<T>(static_cast<const T*>(gout), static_cast<const T*>(x), static_cast<T*>(gw), g, n);
+    auto kernel = use_narrow<typename AccOf<T>::type>(g.Wo) ? grad_kernel_kernel<T, kNarrowVecBytes>
+                                                            : grad_kernel_kernel<T, kVecBytes>;
+    return kernel(static_cast<const T*>(gout), static_cast<const T*>(x), static_cast<T*>(gw), g, n);
   }
 };
 
@@ -1063,6 +1099,9 @@ int invobench_involution_grad_kernel(int dtype, const int64_t* shape, int nthrea
 const char* invobench_involution_build_info() {
   static const std::string info = std::string("isa=") + invobench_cpu::kIsa +
                                   " vector_bytes=" + std::to_string(invobench_cpu::kVecBytes) +
+                                  (invobench_cpu::kNarrowVecBytes < invobench_cpu::kVecBytes
+                                       ? "," + std::to_string(invobench_cpu::kNarrowVecBytes)
+                                       : std::string()) +
                                   " block=" + std::to_string(invobench_cpu::kBlock) +
                                   " openmp=" + std::to_string(_OPENMP);
   return info.c_str();
