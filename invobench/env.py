@@ -42,6 +42,39 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: instruction-set flags of /proc/cpuinfo worth recording: which SIMD kernels a CPU can run
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile",
+              "asimd", "sve", "sve2")
+
+
+def cpu_details(cpuinfo: Path = Path("/proc/cpuinfo"), cache_dir: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict:
+    """CPU family/model/stepping, SIMD flags and cache sizes (Linux; empty elsewhere).
+
+    "AMD EPYC" alone names Zen 3 and Zen 4 machines alike, whose kernels differ (AVX2 against AVX-512)."""
+    out: dict = {}
+    try:
+        first = cpuinfo.read_text().split("\n\n", 1)[0]
+    except OSError:
+        return out
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    for key, name in (("cpu family", "family"), ("model", "model_id"), ("stepping", "stepping"), ("CPU part", "part")):
+        if key in fields:
+            out[name] = fields[key]
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    out["simd"] = [f for f in SIMD_FLAGS if f in flags]
+    caches = {}
+    for index in sorted(cache_dir.glob("index*")):
+        try:
+            level, kind, size = ((index / f).read_text().strip() for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        caches[f"L{level}{'d' if kind == 'Data' else 'i' if kind == 'Instruction' else ''}"] = size
+    if caches:
+        out["caches"] = caches  # as CPU 0 sees them (L3 is usually shared)
+    return out
+
+
 def git_info(root: Path = REPO_ROOT) -> dict:
     """Commit and dirty flag of the source tree invobench runs from (None outside a git checkout)."""
 
@@ -107,6 +140,7 @@ def fingerprint() -> dict:
             "machine": platform.machine(),
             "logical_cores": os.cpu_count(),
             "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            **cpu_details(),
         },
         "torch": {
             "version": torch.__version__,

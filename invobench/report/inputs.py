@@ -69,6 +69,12 @@ def machine_name(results: ResultsFile) -> str:
         device = str(devices[0]["name"])
     else:
         device = str(cpu) if cpu else "unknown machine"
+        # the widest SIMD the CPU has: one model name can cover AVX2 and AVX-512 generations
+        simd = (fp.get("cpu") or {}).get("simd") or []
+        widest = next((name for flag, name in (("avx512f", "avx512"), ("avx2", "avx2"), ("sve", "sve"), ("asimd", "neon"))
+                       if flag in simd), None)
+        if widest:
+            device += f" {widest}"
     host = fp.get("hostname")
     return f"{device} ({host})" if host else device
 
