@@ -96,6 +96,42 @@ def test_interleaved_sampling_randomises_order_and_stops_each_variant_on_its_own
     assert ("A", "B") in pairs and ("B", "A") in pairs
 
 
+def test_tied_variants_sample_in_the_same_rounds_until_both_stop():
+    timer = ScriptedTimer()
+    noise = random.Random(1)
+
+    def steady():
+        timer.order.append("A")
+        return 1.0
+
+    def noisy():
+        timer.order.append("B")
+        return noise.choice([1.0, 3.0])
+
+    policy = SamplingPolicy(case_s=1e9, min_samples=5, max_samples=40, rel_iqr=0.05)
+    results = {k: VariantSampling() for k in "AB"}
+    sample_interleaved({"A": steady, "B": noisy}, timer, policy, results, random.Random(0), ties=[["A", "B"]])
+    # untied, A converges after 5 samples (the test above); tied to B it keeps going with B to B's max
+    assert len(results["A"].samples_ms) == len(results["B"].samples_ms) == 40
+    assert results["A"].stop_reason == results["B"].stop_reason == "max_samples"
+    assert timer.order.count("A") == timer.order.count("B") == 40
+
+
+def test_a_tie_with_a_failed_variant_lets_the_other_stop_on_its_own():
+    timer = ScriptedTimer()
+
+    def steady():
+        return 1.0
+
+    def broken():
+        raise RuntimeError("boom")
+
+    policy = SamplingPolicy(case_s=1e9, min_samples=5, max_samples=40, rel_iqr=0.05)
+    results = {k: VariantSampling() for k in "AB"}
+    sample_interleaved({"A": steady, "B": broken}, timer, policy, results, random.Random(0), ties=[["A", "B"]])
+    assert isinstance(results["B"].error, RuntimeError) and len(results["A"].samples_ms) == 5
+
+
 def test_cpu_timer_measures_a_sleep_and_reports_a_small_overhead():
     timer = CpuTimer()
     ms = timer.time_call(lambda: time.sleep(0.02))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from invobench.bench.ab import SUFFIX as AB_SUFFIX, plain_variant
 from invobench.bench.cases import BenchItem, CaseGroup, expand_suite, group_items, parse_shard, shard_groups
 from invobench.bench.memory import estimate_peak_bytes
 from invobench.bench.roofline import roofline_fields
@@ -72,6 +73,8 @@ class RunConfig:
     quick: bool = False
     threads: Optional[int] = None
     dry_run: bool = False
+    #: measure each item's BASE twin (`<variant>@base`, invobench.bench.ab) in the same case group
+    ab: bool = False
 
 
 @dataclass
@@ -173,14 +176,14 @@ def analytic_counts_or_none(item: BenchItem):
     from invobench.counting import analytic_counts
 
     try:
-        return analytic_counts(item.family, item.variant, item.case)
+        return analytic_counts(item.family, plain_variant(item.variant), item.case)
     except (ValueError, KeyError, ZeroDivisionError) as exc:
         first_error = exc
     if item.family == "model":  # whole networks count themselves (spec §5), outside counting/
         try:
             from invobench.models.workloads import model_counts
 
-            return model_counts(item.variant, item.case)
+            return model_counts(plain_variant(item.variant), item.case)
         except (ImportError, ValueError, KeyError) as exc:
             first_error = exc
     log.info("no analytic counts for %s: %s", item.key, first_error)
@@ -464,6 +467,10 @@ class Runner:
                                  dtypes=self.config.dtypes)
         except SuiteError as exc:
             raise RunnerError(str(exc)) from exc
+        if self.config.ab:
+            from invobench.bench.ab import add_twins
+
+            items = add_twins(items, set(known))
         groups = group_items(items)
         if self.config.shard:
             try:
@@ -476,7 +483,7 @@ class Runner:
     def options(self) -> dict[str, Any]:
         c = self.config
         return {"device": c.device, "variants": c.variants, "dtype": c.dtypes, "quick": c.quick, "shard": c.shard,
-                "mem_budget": c.mem_budget, "threads": c.threads, "argv": sys.argv[1:],
+                "mem_budget": c.mem_budget, "threads": c.threads, "ab": c.ab, "argv": sys.argv[1:],
                 # provenance for shared machines: a busy host explains noisy samples
                 "host_load_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
@@ -595,7 +602,7 @@ class Runner:
                 if reasons:
                     self._emit(out, make_record(item, "skipped", reasons=reasons), summary)
                     continue
-                runnable.append((item, estimate_peak_bytes(item.family, item.variant, item.case, item.pass_)))
+                runnable.append((item, estimate_peak_bytes(item.family, plain_variant(item.variant), item.case, item.pass_)))
             if g.case.device != "cuda":
                 runnable = self._guard(out, summary, runnable, self.host_budget)
             if runnable:
@@ -651,6 +658,8 @@ class Runner:
             self._status(f"{group.pass_} {group.case.label()}: {', '.join(pending)}")
             request = {"kind": "group", "group_id": group.group_id, "case": group.case.as_dict(), "pass": group.pass_,
                        "variants": list(pending), "seed": seed,
+                       # an A/B run: each variant and its BASE twin sample in the same rounds until both stop
+                       "ties": [[k, k + AB_SUFFIX] for k in pending if k + AB_SUFFIX in pending] if self.config.ab else [],
                        "policy": {k: getattr(suite.budget, k) for k in ("warmup_s", "case_s", "min_samples", "max_samples", "rel_iqr", "max_call_s")},
                        "timer": {"l2_flush": suite.budget.l2_flush, "cuda_graphs": suite.budget.cuda_graphs}}
             worker.send(request)

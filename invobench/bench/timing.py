@@ -21,7 +21,7 @@ import random
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -208,11 +208,15 @@ def sample_interleaved(
     results: dict[str, VariantSampling],
     rng: random.Random,
     on_switch: Callable[[str], None] = lambda key: None,
+    ties: Sequence[Sequence[str]] = (),
 ) -> None:
     """Sample every variant in `calls` in rounds of random order until each one stops; fills `results`.
 
     An exception in one variant's call ends that variant (recorded in its result) and not the others.
+    `ties`: sets of variants that stop together, when the last of them would stop (an A/B run's
+    BASE and NEW twins: both keep the same rounds, so their samples cover the same moments).
     """
+    tie_of = {k: [m for m in tie if m in calls] for tie in ties for k in tie if k in calls}
     active = [k for k in calls if results[k].error is None]
     was_enabled = gc.isenabled()
     gc.disable()
@@ -235,7 +239,14 @@ def sample_interleaved(
                 reason = stop_reason(res.samples_ms, res.spent_s, policy)
                 if reason:
                     res.stop_reason = reason
-                    active.remove(key)
+                    if key not in tie_of:
+                        active.remove(key)
+            # a tie stops at the end of a round, once each of its members still running would stop
+            for tie in {tuple(t) for t in tie_of.values()}:
+                live = [m for m in tie if m in active]
+                if live and all(results[m].stop_reason for m in live):
+                    for m in live:
+                        active.remove(m)
     finally:
         if was_enabled:
             gc.enable()

@@ -281,7 +281,7 @@ class Worker:
                     calls.pop(key, None)
                     gc.collect()
             sample_interleaved({k: pc.timed for k, pc in calls.items()}, timer, policy, results, rng,
-                               on_switch=lambda k: self.mark(f"{k}\tsample"))
+                               on_switch=lambda k: self.mark(f"{k}\tsample"), ties=request.get("ties", ()))
             for key, pc in list(calls.items()):
                 res = results[key]
                 fields: dict[str, Any] = {"status": "ok", "samples_ms": res.samples_ms}

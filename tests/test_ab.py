@@ -1,0 +1,114 @@
+"""`invobench ab`: BASE's package loaded beside NEW's, twin variants, and the split into two results files."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from invobench.bench import ab
+from invobench.bench.cases import BenchItem
+from invobench.registry import Case
+from invobench.results import case_id, read_results
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_plain_variant_strips_only_the_base_suffix():
+    assert ab.plain_variant("eager@base") == "eager" and ab.plain_variant("eager") == "eager"
+    assert ab.plain_variant("base") == "base"
+
+
+def test_prepare_base_renames_the_package_but_not_kernel_symbols(tmp_path):
+    commit = ab.prepare_base("HEAD", tmp_path)
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert commit == head
+    pkg = tmp_path / ab.PACKAGE
+    registry = (pkg / "registry.py").read_text()
+    assert "import invobench_base.ops" in registry and "import invobench.ops" not in registry
+    leftovers = [p for p in pkg.rglob("*.py") if ab._WORD.search(p.read_text())]
+    assert leftovers == []
+    cpu = (pkg / "ops" / "involution" / "cpu.py").read_text()
+    assert "invobench_involution_forward" in cpu  # the C symbol keeps its name
+    src = REPO / "invobench" / "ops" / "involution" / "csrc" / "involution_cpu.cpp"
+    assert (pkg / "ops" / "involution" / "csrc" / "involution_cpu.cpp").read_bytes() == src.read_bytes()
+
+
+def test_prepare_base_says_what_is_wrong_with_a_bad_revision(tmp_path):
+    with pytest.raises(ab.ABError, match=r"--base 'no-such-branch' is not a commit"):
+        ab.prepare_base("no-such-branch", tmp_path)
+
+
+PROBE = """
+import json, os, torch
+from invobench import registry
+from invobench.bench.worker import load_plugins
+load_plugins()
+case = registry.Case(B=1, C=8, H=6, W=7, K=3, G=2)
+torch.manual_seed(0)
+new = registry.get("involution.eager").build(case, False)
+torch.manual_seed(0)
+base = registry.get("involution.eager@base").build(case, False)
+print(json.dumps({
+    "twins": sorted(v.key for v in registry.all_variants() if v.key.endswith("@base")),
+    "same_output": bool(torch.equal(new.fn(), base.fn())),
+    "base_module": getattr(base.fn, "__module__", None), "new_module": getattr(new.fn, "__module__", None),
+}))
+"""
+
+
+def test_plugin_registers_base_twins_that_run_base_code(tmp_path):
+    ab.prepare_base("HEAD", tmp_path)
+    env = {**os.environ, ab.BASE_ENV: str(tmp_path), ab.BASE_REF_ENV: "HEAD", "INVOBENCH_PLUGINS": ab.PLUGIN}
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"involution.eager@base", "involution.cpu@base", "conv.depthwise@base"} <= set(got["twins"])
+    assert got["same_output"]  # the same code at HEAD: the same numbers from the same inputs
+    assert got["base_module"].startswith("invobench_base.") and got["new_module"].startswith("invobench.")
+
+
+def test_without_the_environment_the_plugin_registers_nothing(monkeypatch):
+    from invobench import registry
+
+    monkeypatch.delenv(ab.BASE_ENV, raising=False)
+    before = set(registry._REGISTRY)
+    ab.register_plugin()
+    assert set(registry._REGISTRY) == before
+
+
+def test_add_twins_puts_each_twin_beside_its_item():
+    case = Case(B=1, C=8, H=6, W=6)
+    items = [BenchItem(case, "involution", name, "fwd", case_id("involution", name, "fwd", case.as_dict()))
+             for name in ("eager", "cpu")]
+    got = ab.add_twins(items, {"involution.eager@base"})
+    assert [i.variant for i in got] == ["eager", "eager@base", "cpu"]
+    assert got[1].case_id == case_id("involution", "eager@base", "fwd", case.as_dict()) != got[0].case_id
+
+
+def test_split_gives_two_files_whose_case_ids_match(tmp_path):
+    from invobench.results import append_line
+    from tests.synthetic_results import write_run
+
+    plain = write_run(tmp_path / "plain.jsonl", variants=("involution.eager", "conv.depthwise"), failures=False)
+    run = read_results(plain)
+    combined = tmp_path / "ab.jsonl"
+    for line in [run.header, *run.rooflines]:
+        append_line(combined, line)
+    for record in run.records:  # each record and a BASE twin, as an A/B run writes them
+        twin = record.variant + ab.SUFFIX
+        append_line(combined, record)
+        append_line(combined, record.model_copy(update={
+            "variant": twin, "case_id": case_id(record.family, twin, record.pass_, record.case)}))
+    n_base, n_new = ab.split(combined, tmp_path / "base.jsonl", tmp_path / "new.jsonl", "f" * 40)
+    base, new = read_results(tmp_path / "base.jsonl"), read_results(tmp_path / "new.jsonl")
+    assert n_base == len(base.records) == n_new == len(new.records) == len(run.records)
+    assert {r.variant for r in base.records} == {r.variant for r in new.records} == {"eager", "depthwise"}
+    assert [r.case_id for r in base.records] == [r.case_id for r in new.records] == [r.case_id for r in run.records]
+    assert base.header.fingerprint["git"]["commit"] == "f" * 40
+    assert new.header.fingerprint["git"] == run.header.fingerprint["git"]
+    assert base.header.options["ab"]["side"] == "base" and new.header.options["ab"]["side"] == "new"
+    assert base.rooflines == new.rooflines == run.rooflines
