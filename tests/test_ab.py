@@ -91,7 +91,7 @@ def test_add_twins_puts_each_twin_beside_its_item():
 
 def test_split_gives_two_files_whose_case_ids_match(tmp_path):
     from invobench.results import append_line
-    from tests.synthetic_results import write_run
+    from synthetic_results import write_run
 
     plain = write_run(tmp_path / "plain.jsonl", variants=("involution.eager", "conv.depthwise"), failures=False)
     run = read_results(plain)

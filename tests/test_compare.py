@@ -12,9 +12,10 @@ from click.testing import CliRunner
 from scipy import stats as scipy_stats
 
 from invobench.commands.compare import command as compare_command
-from invobench.report.compare import CompareError, compare_runs, to_json, to_markdown
+from invobench.report.compare import CompareError, compare_runs, describe_rule, to_json, to_markdown
 from invobench.report.stats import (
-    RatioEstimate, bootstrap_medians, case_rng, holm_adjust, mann_whitney_p, quartiles, ratio_of_medians, verdict,
+    RatioEstimate, bootstrap_medians, case_rng, holm_adjust, mann_whitney_p, paired_ratio, quartiles, ratio_of_medians,
+    verdict,
 )
 from invobench.results import read_results
 from synthetic_results import HOSTILE, paper_cases, write_run
@@ -373,3 +374,60 @@ def test_bootstrap_wald_p_by_hand():
     boot = np.exp(np.random.default_rng(0).normal(0.2, 0.1, 200_000))
     assert bootstrap_wald_p(float(np.exp(0.2)), boot) == pytest.approx(0.0455, abs=0.002)
     assert bootstrap_wald_p(1.0, np.ones(10)) == 1.0
+
+
+# ---- paired samples of an A/B run --------------------------------------------------------------
+
+def _rounds(rng, n, effect, round_sigma=0.3, sample_sigma=0.02):
+    """n rounds of a shared host: each round's load scales both of its samples alike."""
+    load = np.exp(rng.normal(0.0, round_sigma, n))
+    base = 2.0 * load * np.exp(rng.normal(0.0, sample_sigma, n))
+    new = 2.0 * effect * load * np.exp(rng.normal(0.0, sample_sigma, n))
+    return base, new
+
+
+def test_pairing_sees_a_ten_percent_change_that_round_to_round_load_hides_from_the_unpaired_test():
+    rng = np.random.default_rng(3)
+    base, new = _rounds(rng, 30, effect=1.10)
+    paired = paired_ratio(base, new, rng=np.random.default_rng(0))
+    unpaired = ratio_of_medians(base, new, rng=np.random.default_rng(0))
+    assert verdict(paired, 0.05, 0.05) == "regression" and 1.08 < paired.ratio < 1.12 and paired.p_value < 1e-4
+    assert verdict(unpaired, 0.05, 0.05) == "no change" and unpaired.ci_low < 1.0
+
+
+def test_paired_aa_rounds_almost_never_flag():
+    rng = np.random.default_rng(4)
+    flags = sum(verdict(paired_ratio(*_rounds(rng, 20, effect=1.0), rng=rng), 0.05, 0.05) != "no change"
+                for _ in range(200))
+    assert flags <= 2
+
+
+def test_paired_ratio_needs_equal_counts_and_says_so():
+    with pytest.raises(ValueError, match="equal counts"):
+        paired_ratio([1.0, 2.0], [1.0])
+    assert paired_ratio([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]).p_value == 1.0
+
+
+def _ab_sides(tmp_path, slow=None, pair=("ab-1", "ab-1")):
+    """Two sides of one A/B run (their headers share a pair id); synthetic samples with little noise."""
+    paths = []
+    for side, pair_id, seed in (("base", pair[0], 1), ("new", pair[1], 2)):
+        path = write_run(tmp_path / f"{side}.jsonl", run_id=f"{pair_id}-{side}", seed=seed, failures=False,
+                         slow=slow if side == "new" else None, sigma=0.02)
+        run = read_results(path)
+        header = run.header.model_copy(update={"options": {"ab": {"side": side, "pair_run_id": pair_id}}})
+        lines = [header, *run.rooflines, *run.records]
+        path.write_text("".join(line.model_dump_json(by_alias=True) + "\n" for line in lines))
+        paths.append(path)
+    return [read_results(p) for p in paths]
+
+
+def test_compare_pairs_the_sides_of_one_ab_run_and_only_those(tmp_path):
+    base, new = _ab_sides(tmp_path, slow={"involution.eager": 1.2})
+    comparison = compare_runs(base, new)
+    assert comparison.paired and "Wilcoxon" in describe_rule(comparison)
+    assert all(c.note == "paired by round" for c in comparison.cases if c.verdict != "not judged")
+    flagged = {c.variant_key for c in comparison.with_verdict("regression")}
+    assert flagged == {"involution.eager"}
+    other_base, other_new = _ab_sides(tmp_path / "x", pair=("ab-1", "ab-2"))  # two different A/B runs
+    assert not compare_runs(other_base, other_new).paired

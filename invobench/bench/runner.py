@@ -149,6 +149,19 @@ def fmt_bytes(n: Optional[float]) -> str:
     return f"{n} B"
 
 
+#: samples per side an A/B run takes at least: the paired signed-rank test of n rounds cannot reach
+#: p < 0.05 / 36 (Holm over a smoke suite's 36 cases) with fewer than ~12; 5 pairs cannot go below 0.0625
+AB_MIN_SAMPLES = 20
+
+
+def ab_budget(suite: Suite) -> Suite:
+    """An A/B run's budget: at least AB_MIN_SAMPLES samples of every variant and twin."""
+    b = suite.budget
+    n = max(b.min_samples, AB_MIN_SAMPLES)
+    budget = b.model_copy(update=dict(min_samples=n, max_samples=max(b.max_samples, n)))
+    return suite.model_copy(update=dict(budget=budget))
+
+
 def quick_budget(suite: Suite) -> Suite:
     """`--quick`: short warm-up and sampling, few samples, a small roofline — numbers for a smoke check only."""
     b, r = suite.budget, suite.roofline
@@ -462,6 +475,8 @@ class Runner:
         loaded = load_suite(self.config.suite, known)
         if self.config.quick:
             loaded = loaded.model_copy(update={"suite": quick_budget(loaded.suite)})
+        elif self.config.ab:
+            loaded = loaded.model_copy(update={"suite": ab_budget(loaded.suite)})
         try:
             items = expand_suite(loaded, known, variants=self.config.variants, device=self.config.device,
                                  dtypes=self.config.dtypes)

@@ -10,6 +10,11 @@ p is the Mann–Whitney U p-value, Holm-adjusted over every judged case of the c
 (`correction="holm"`, the default), so alpha bounds the chance that the gate fails on any
 case at all when nothing changed; `correction="none"` judges each case at alpha on its own.
 
+BASE and NEW from one `invobench ab` run (their headers share `options.ab.pair_run_id`) were
+sampled in the same rounds, sample i of both sides at the same moment: then the ratio is the median
+per-round ratio, its interval bootstraps rounds, and p is the Wilcoxon signed-rank test of the
+per-round log ratios (`paired_ratio`), which cancels the round-to-round swings of a shared host.
+
 With `normalize_by=VARIANT` every latency is first divided by the latency of VARIANT measured
 in the same run at the same case and pass (house style: compare ratios measured in one run),
 so a uniformly faster or slower machine cancels out. A case that ran in BASE but fails in NEW
@@ -25,8 +30,8 @@ import numpy as np
 
 from invobench.report.inputs import machine_name
 from invobench.report.stats import (
-    DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, MIN_SAMPLES, as_samples, case_rng, fmt_ratio, holm_adjust, ratio_of_medians,
-    verdict,
+    DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, MIN_SAMPLES, as_samples, case_rng, fmt_ratio, holm_adjust, paired_ratio,
+    ratio_of_medians, verdict,
 )
 from invobench.results import Record, ResultsFile
 
@@ -89,6 +94,8 @@ class Comparison:
     only_in_base: list[str] = field(default_factory=list)
     only_in_new: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: BASE and NEW are the two sides of one `invobench ab` run: samples compared round by round
+    paired: bool = False
 
     def with_verdict(self, *verdicts: str) -> list[CaseComparison]:
         return [c for c in self.cases if c.verdict in verdicts]
@@ -205,6 +212,12 @@ def _reference(by_key: dict, record: Record, ref_key: str, side: str) -> tuple[O
     return (None, problem) if problem else (ref, None)
 
 
+def _ab_pair(run: ResultsFile) -> Optional[str]:
+    """The combined run id of an `invobench ab` side (None for an ordinary run)."""
+    ab = (run.header.options or {}).get("ab")
+    return ab.get("pair_run_id") if isinstance(ab, dict) else None
+
+
 def compare_runs(
     base: ResultsFile,
     new: ResultsFile,
@@ -250,6 +263,8 @@ def compare_runs(
     base_by_key = {_case_key(r): r for r in base_by_id.values() if f"{r.family}.{r.variant}" == ref_key}
     new_by_key = {_case_key(r): r for r in new_by_id.values() if f"{r.family}.{r.variant}" == ref_key}
 
+    # the two sides of one `invobench ab` run: sample i of a case was taken in the same round on both
+    paired = _ab_pair(base) is not None and _ab_pair(base) == _ab_pair(new)
     cases = []
     estimates = []
     for cid in common:
@@ -286,6 +301,13 @@ def compare_runs(
         if problem is not None:
             row.note = problem + "; not judged"
             continue
+        if paired and ref_key is None and len(b.samples_ms) == len(n.samples_ms):
+            estimate = paired_ratio(b.samples_ms, n.samples_ms, confidence=confidence, n_resamples=n_resamples,
+                                    rng=case_rng(seed, cid))
+            row.note = "paired by round"
+            row.ratio, row.ci_low, row.ci_high, row.p_value = estimate.ratio, estimate.ci_low, estimate.ci_high, estimate.p_value
+            estimates.append((row, estimate))
+            continue
         estimate = ratio_of_medians(
             b.samples_ms, n.samples_ms,
             base_reference=refs[0].samples_ms if refs[0] is not None else None,
@@ -319,6 +341,7 @@ def compare_runs(
         base_machine=base_machine, new_machine=new_machine, threshold=threshold, alpha=alpha, confidence=confidence,
         normalize_by=ref_key, correction=correction, n_resamples=n_resamples, seed=seed, cases=cases,
         only_in_base=only_base, only_in_new=only_new, warnings=warnings,
+        paired=any(c.note == "paired by round" for c in cases),
     )
 
 
@@ -342,6 +365,11 @@ def describe_rule(comparison: Comparison) -> str:
     """The decision rule in one sentence, with this comparison's numbers."""
     t = comparison.threshold
     norm = (f"latencies divided by {comparison.normalize_by} of the same run; " if comparison.normalize_by else "")
+    if comparison.paired:
+        p = "Holm-adjusted Wilcoxon signed-rank p" if comparison.correction == "holm" else "Wilcoxon signed-rank p"
+        return (f"ratio = median NEW/BASE over the rounds of one A/B run (paired samples); regression: whole "
+                f"{comparison.confidence:.0%} bootstrap interval > {1 + t:.3f} and {p} < {comparison.alpha}; "
+                f"improvement: interval < {1 / (1 + t):.3f} and {p} < {comparison.alpha}")
     p = "Holm-adjusted Mann–Whitney p" if comparison.correction == "holm" else "Mann–Whitney p"
     return (f"{norm}ratio = NEW/BASE median; regression: whole {comparison.confidence:.0%} bootstrap interval > {1 + t:.3f} "
             f"and {p} < {comparison.alpha}; improvement: interval < {1 / (1 + t):.3f} and {p} < {comparison.alpha}")
