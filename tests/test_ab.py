@@ -112,3 +112,41 @@ def test_split_gives_two_files_whose_case_ids_match(tmp_path):
     assert new.header.fingerprint["git"] == run.header.fingerprint["git"]
     assert base.header.options["ab"]["side"] == "base" and new.header.options["ab"]["side"] == "new"
     assert base.rooflines == new.rooflines == run.rooflines
+
+
+GATE_SUITE = """
+name: ab-check
+description: two eager cases and their depthwise peers, forward, for the A/B gate check
+variants: [involution.eager, conv.depthwise]
+budget: {warmup_s: 0.05, case_s: 0.3, min_samples: 5, max_samples: 40, rel_iqr: 0.05, timeout_s: 120}
+roofline: {copy_mib: 16, matmul_max_n: 256, time_s: 0.05}
+defaults: {device: cpu, dtype: float32, level: op, B: 1, K: 7, group_channels: 16, pass: fwd}
+sweeps:
+  - zip: {C: [64, 128], size: [28, 28], stride: [1, 2]}
+"""
+
+
+def _ab(tmp_path, name, slow=None):
+    suite = tmp_path / "ab-check.yaml"
+    suite.write_text(GATE_SUITE)
+    env = {k: v for k, v in os.environ.items() if k not in ("INVOBENCH_PLUGINS", "INVOBENCH_SLOW_EAGER")}
+    if slow:
+        env.update(INVOBENCH_PLUGINS=str(REPO / "tests" / "gate_harness.py"), INVOBENCH_SLOW_EAGER=str(slow))
+    out = subprocess.run([sys.executable, "-m", "invobench", "ab", str(suite), "--base", "HEAD", "--out-dir",
+                          str(tmp_path / name), "--threads", "1", "--alpha", "0.01", "--format", "json",
+                          "--fail-on-regression"], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode in (0, 1), out.stderr[-3000:]
+    return out.returncode, json.loads(out.stdout)
+
+
+def test_ab_run_passes_an_aa_check_and_fails_the_slowed_eager(tmp_path):
+    """Real measurements, the issue's check: BASE = HEAD against this checkout (A/A), then against this
+    checkout with eager doing 20 % extra taps. alpha = 0.01 (stricter than the CLI's 0.05, for both
+    checks) keeps this test's own false-alarm rate at most 1 %; measured: 0 of 4 smoke A/A runs flagged
+    anything at 0.05, 4 of 4 slowed runs failed (docs/gate.md)."""
+    rc, aa = _ab(tmp_path, "aa")
+    assert rc == 0 and aa["counts"]["regression"] == 0 and aa["paired"]
+    assert all(c["note"] == "paired by round" and c["n_base"] == c["n_new"] >= 20 for c in aa["cases"])
+    rc, slowed = _ab(tmp_path, "slowed", slow=0.20)
+    flagged = {c["variant"] for c in slowed["cases"] if c["verdict"] == "regression"}
+    assert rc == 1 and flagged == {"eager"}
