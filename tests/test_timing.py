@@ -66,8 +66,8 @@ class ScriptedTimer:
         pass
 
 
-def test_interleaved_sampling_randomises_order_and_stops_each_variant_on_its_own():
-    timer = ScriptedTimer()
+def _steady_and_noisy(timer):
+    """Variant A always takes 1 ms (converges at min_samples); B 1 or 3 ms at random (never converges)."""
     noise = random.Random(1)
 
     def steady():
@@ -77,6 +77,13 @@ def test_interleaved_sampling_randomises_order_and_stops_each_variant_on_its_own
     def noisy():
         timer.order.append("B")
         return noise.choice([1.0, 3.0])
+
+    return steady, noisy
+
+
+def test_interleaved_sampling_randomises_order_and_stops_each_variant_on_its_own():
+    timer = ScriptedTimer()
+    steady, noisy = _steady_and_noisy(timer)
 
     def broken():
         timer.order.append("C")
@@ -98,15 +105,7 @@ def test_interleaved_sampling_randomises_order_and_stops_each_variant_on_its_own
 
 def test_tied_variants_sample_in_the_same_rounds_until_both_stop():
     timer = ScriptedTimer()
-    noise = random.Random(1)
-
-    def steady():
-        timer.order.append("A")
-        return 1.0
-
-    def noisy():
-        timer.order.append("B")
-        return noise.choice([1.0, 3.0])
+    steady, noisy = _steady_and_noisy(timer)
 
     policy = SamplingPolicy(case_s=1e9, min_samples=5, max_samples=40, rel_iqr=0.05)
     results = {k: VariantSampling() for k in "AB"}
