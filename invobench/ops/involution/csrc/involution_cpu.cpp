@@ -60,10 +60,10 @@ constexpr int kVecBytes = 16;
 constexpr const char* kIsa = "sse/generic";
 #endif
 // AVX-512 builds also carry 32-byte kernels (AVX-512VL: still 32 registers and masked stores), used
-// where they waste fewer lanes on the row's last vector (`vector_bytes_for`): at W = 56 a 16-float
+// where they waste fewer lanes on the row's last vector (`use_narrow`): at W = 56 a 16-float
 // vector fills 3.5 of 4 vectors, an 8-float one all 7; at W = 7 the 16-float vector is 44 % used.
 // On Zen 4, which runs a 512-bit operation as two 256-bit halves, that made the 56×56 and 7×7 cases
-// 15–50 % faster (docs/cpu.md); where both widths pad alike (14, 28, 112) the wider one is kept.
+// 11–42 % faster (docs/cpu.md); where both widths pad alike (14, 28, 112) the wider one is kept.
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 constexpr int kNarrowVecBytes = 32;
 #else
@@ -1045,7 +1045,7 @@ int run(int dtype, const int64_t* shape, int nthreads, const void* a, const void
 // The vector width for rows of `extent` elements of A: the narrow one where it pads the row to fewer
 // lanes (see kNarrowVecBytes), else the widest.
 template <typename A>
-constexpr bool use_narrow(int64_t extent) {
+inline bool use_narrow(int64_t extent) {
   constexpr int64_t wide = kVecBytes / sizeof(A), narrow = kNarrowVecBytes / sizeof(A);
   return narrow < wide && round_up(extent, narrow) < round_up(extent, wide);
 }
