@@ -22,7 +22,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: (docs/cpu.md). Every variant allocates its outputs, so all of them pay or save alike.
 WORKER_ENV_DEFAULTS = {"THP_MEM_ALLOC_ENABLE": "1"}
 #: environment variables recorded in the fingerprint (as the benchmark workers see them)
-RECORDED_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TRITON_INTERPRET", "CUDA_VISIBLE_DEVICES", "THP_MEM_ALLOC_ENABLE")
+#: (GLIBC_TUNABLES and LD_PRELOAD: the allocator's behaviour, e.g. jemalloc or glibc's mmap limits, moves
+#: every variant's latency by the cost of its fresh outputs; docs/cpu.md)
+RECORDED_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TRITON_INTERPRET", "CUDA_VISIBLE_DEVICES", "THP_MEM_ALLOC_ENABLE",
+                "GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_CONF")
 
 
 def _version(package: str) -> Optional[str]:

@@ -62,3 +62,10 @@ def test_machine_name_tells_avx2_and_avx512_machines_of_one_model_apart():
     zen4 = _run({"model": "AMD EPYC", "simd": ["avx", "avx2", "fma", "avx512f"]})
     assert machine_name(zen3) == "AMD EPYC avx2 (vm)" and machine_name(zen4) == "AMD EPYC avx512 (vm)"
     assert machine_name(_run({"model": "AMD EPYC"})) == "AMD EPYC (vm)"  # results written before the field existed
+
+
+def test_fingerprint_records_the_allocator_settings(monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    env = fingerprint()["env"]
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.mmap_max=0" and "LD_PRELOAD" not in env
