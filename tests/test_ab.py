@@ -150,3 +150,13 @@ def test_ab_run_passes_an_aa_check_and_fails_the_slowed_eager(tmp_path):
     rc, slowed = _ab(tmp_path, "slowed", slow=0.20)
     flagged = {c["variant"] for c in slowed["cases"] if c["verdict"] == "regression"}
     assert rc == 1 and flagged == {"eager"}
+
+
+def test_ab_rejects_an_unknown_dtype_before_extracting_or_running_anything(tmp_path):
+    from click.testing import CliRunner
+
+    from invobench.cli import cli
+
+    result = CliRunner().invoke(cli, ["ab", "smoke", "--base", "HEAD", "--dtype", "flaot32", "--out-dir", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "'flaot32' is not a dtype. Did you mean 'float32'?" in result.output
+    assert not (tmp_path / "x").exists()

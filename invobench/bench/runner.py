@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from invobench.bench.ab import SUFFIX as AB_SUFFIX, plain_variant
+from invobench.bench.ab import SUFFIX as AB_SUFFIX, add_twins, plain_variant
 from invobench.bench.cases import BenchItem, CaseGroup, expand_suite, group_items, parse_shard, shard_groups
 from invobench.bench.memory import estimate_peak_bytes
 from invobench.bench.roofline import roofline_fields
@@ -483,8 +483,6 @@ class Runner:
         except SuiteError as exc:
             raise RunnerError(str(exc)) from exc
         if self.config.ab:
-            from invobench.bench.ab import add_twins
-
             items = add_twins(items, set(known))
         groups = group_items(items)
         if self.config.shard:

@@ -8,12 +8,8 @@ from pathlib import Path
 
 import click
 
+from invobench.commands.run import _split, parse_dtypes
 from invobench.registry import DEVICES
-
-
-def _split(values: tuple[str, ...]):
-    out = [v.strip() for text in values for v in text.split(",") if v.strip()]
-    return out or None
 
 
 @click.command("ab")
@@ -51,6 +47,7 @@ def command(ctx, suite, base_ref, out_dir, device, variants, dtypes, quick, thre
     from invobench.bench.worker import PLUGINS_ENV
     from invobench.commands import compare as compare_command
 
+    dtype_list = parse_dtypes(dtypes)  # before anything is extracted or run
     console = Console(stderr=True)
     if out_dir is None:
         out_dir = default_out(f"ab-{Path(suite).stem}").with_suffix("")
@@ -67,7 +64,7 @@ def command(ctx, suite, base_ref, out_dir, device, variants, dtypes, quick, thre
         plugins = [p for p in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if p]
         os.environ.update({ab.BASE_ENV: str(scratch), ab.BASE_REF_ENV: f"{base_ref} {commit[:12]}",
                            PLUGINS_ENV: os.pathsep.join([ab.PLUGIN, *plugins])})
-        config = RunConfig(suite=suite, out=combined, device=device, variants=_split(variants), dtypes=_split(dtypes),
+        config = RunConfig(suite=suite, out=combined, device=device, variants=_split(variants), dtypes=dtype_list,
                            quick=quick, threads=threads, ab=True)
         try:
             summary = run_suite(config, console=console)

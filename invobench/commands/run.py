@@ -14,6 +14,18 @@ def _split(values: tuple[str, ...]) -> Optional[list[str]]:
     return out or None
 
 
+def parse_dtypes(values: tuple[str, ...]) -> Optional[list[str]]:
+    """The --dtype lists as one list (None when not given); an unknown dtype is a usage error naming the valid ones."""
+    dtype_list = _split(values)
+    for d in dtype_list or []:
+        if d not in DTYPES:
+            from invobench.bench.suite import did_you_mean
+
+            raise click.BadParameter(f"{d!r} is not a dtype.{did_you_mean(d, tuple(DTYPES))} Valid: {', '.join(DTYPES)}",
+                                     param_hint="--dtype")
+    return dtype_list
+
+
 @click.command("run")
 @click.argument("suite")
 @click.option("--device", type=click.Choice(DEVICES), default=None, help="Run every case on this device (replaces the suite's).")
@@ -40,13 +52,7 @@ def command(suite, device, variants, dtypes, out, resume, shard, mem_budget, qui
     from invobench.bench.suite import SuiteError
     from invobench.commands.show import print_summary
 
-    dtype_list = _split(dtypes)
-    for d in dtype_list or []:
-        if d not in DTYPES:
-            from invobench.bench.suite import did_you_mean
-
-            raise click.BadParameter(f"{d!r} is not a dtype.{did_you_mean(d, tuple(DTYPES))} Valid: {', '.join(DTYPES)}",
-                                     param_hint="--dtype")
+    dtype_list = parse_dtypes(dtypes)
     if resume and out is None:
         raise click.BadParameter("--resume needs the results file to continue: pass --out PATH", param_hint="--resume")
     if out is None and not dry_run:

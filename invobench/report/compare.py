@@ -40,6 +40,8 @@ CORRECTIONS = ("holm", "none")
 #: verdicts in the order a reader wants them: what fails the gate first
 VERDICTS = ("broken", "regression", "improvement", "fixed", "no change", "not judged", "reference")
 GATE_VERDICTS = ("broken", "regression")
+#: the note of a case judged on paired samples (the two sides of one `invobench ab` run)
+PAIRED_NOTE = "paired by round"
 
 
 class CompareError(ValueError):
@@ -264,7 +266,9 @@ def compare_runs(
     new_by_key = {_case_key(r): r for r in new_by_id.values() if f"{r.family}.{r.variant}" == ref_key}
 
     # the two sides of one `invobench ab` run: sample i of a case was taken in the same round on both
-    paired = _ab_pair(base) is not None and _ab_pair(base) == _ab_pair(new)
+    pair_id = _ab_pair(base)
+    paired = pair_id is not None and pair_id == _ab_pair(new)
+    any_paired = False
     cases = []
     estimates = []
     for cid in common:
@@ -304,16 +308,15 @@ def compare_runs(
         if paired and ref_key is None and len(b.samples_ms) == len(n.samples_ms):
             estimate = paired_ratio(b.samples_ms, n.samples_ms, confidence=confidence, n_resamples=n_resamples,
                                     rng=case_rng(seed, cid))
-            row.note = "paired by round"
-            row.ratio, row.ci_low, row.ci_high, row.p_value = estimate.ratio, estimate.ci_low, estimate.ci_high, estimate.p_value
-            estimates.append((row, estimate))
-            continue
-        estimate = ratio_of_medians(
-            b.samples_ms, n.samples_ms,
-            base_reference=refs[0].samples_ms if refs[0] is not None else None,
-            new_reference=refs[1].samples_ms if refs[1] is not None else None,
-            confidence=confidence, n_resamples=n_resamples, rng=case_rng(seed, cid),
-        )
+            row.note = PAIRED_NOTE
+            any_paired = True
+        else:
+            estimate = ratio_of_medians(
+                b.samples_ms, n.samples_ms,
+                base_reference=refs[0].samples_ms if refs[0] is not None else None,
+                new_reference=refs[1].samples_ms if refs[1] is not None else None,
+                confidence=confidence, n_resamples=n_resamples, rng=case_rng(seed, cid),
+            )
         row.ratio, row.ci_low, row.ci_high, row.p_value = estimate.ratio, estimate.ci_low, estimate.ci_high, estimate.p_value
         estimates.append((row, estimate))
 
@@ -341,7 +344,7 @@ def compare_runs(
         base_machine=base_machine, new_machine=new_machine, threshold=threshold, alpha=alpha, confidence=confidence,
         normalize_by=ref_key, correction=correction, n_resamples=n_resamples, seed=seed, cases=cases,
         only_in_base=only_base, only_in_new=only_new, warnings=warnings,
-        paired=any(c.note == "paired by round" for c in cases),
+        paired=any_paired,
     )
 
 
