@@ -6,9 +6,11 @@ flags, every kernel of every build timed in interleaved rounds of random order, 
     SHAPE=8,256,56,7,1,1 MACS=1e9 ROUNDS=8 .venv/bin/python tools/cpu_ab.py ...
 
 SHAPE = B,C,H,K,stride,dilation (G = C/16; default 1,64,56,7,1,1); MACS = work per timed batch of calls;
-ROUNDS = rounds. One thread, `time.process_time()`: on a shared host another tenant on the sibling
-hyperthread still slows a round, so compare builds measured in the same run, and take the best of
-many short rounds. Prints GMAC per CPU-second of forward, grad_input and grad_kernel.
+ROUNDS = rounds; THREADS = OpenMP threads per call (default 1). One thread is timed by
+`time.process_time()`, more by wall time (CPU time would count the threads' spin-waits): on a shared
+host another tenant on the sibling hyperthread still slows a round, so compare builds measured in the
+same run, and take the best of many short rounds. Prints GMAC per CPU-second (one thread) or per
+second (more) of forward, grad_input and grad_kernel.
 For DRAM-sized shapes set THP_MEM_ALLOC_ENABLE=1, as the benchmark workers do.
 """
 import ctypes
@@ -45,7 +47,9 @@ def main() -> None:
         sys.exit(__doc__)
     B, C, H, K, s, d = map(int, os.environ.get("SHAPE", "1,64,56,7,1,1").split(","))
     libs = [build(spec) for spec in specs]
-    torch.set_num_threads(1)
+    threads = int(os.environ.get("THREADS", 1))
+    torch.set_num_threads(threads)
+    clock, unit = (time.process_time, "GMAC/cpu-s") if threads == 1 else (time.perf_counter, f"GMAC/s on {threads} threads")
     G, p = max(1, C // 16), d * (K - 1) // 2
     Ho = (H + 2 * p - d * (K - 1) - 1) // s + 1
     x, w, g = torch.randn(B, C, H, H), torch.randn(B, G, K * K, Ho, Ho) / K, torch.randn(B, C, Ho, Ho)
@@ -60,12 +64,12 @@ def main() -> None:
         random.shuffle(order)
         for i, (fn, a, b, o) in order:
             f = getattr(libs[i], f"invobench_involution_{fn}")
-            t0 = time.process_time()
+            t0 = clock()
             for _ in range(calls):
-                assert f(0, shape, 1, a.data_ptr(), b.data_ptr(), o.data_ptr()) == 0
-            best[(i, fn)] = min(best[(i, fn)], (time.process_time() - t0) / calls)
+                assert f(0, shape, threads, a.data_ptr(), b.data_ptr(), o.data_ptr()) == 0
+            best[(i, fn)] = min(best[(i, fn)], (clock() - t0) / calls)
     for i, spec in enumerate(specs):
-        print(f"{spec:48s}", "  ".join(f"{fn} {macs / best[(i, fn)] / 1e9:5.1f}" for fn, *_ in jobs), "GMAC/cpu-s")
+        print(f"{spec:48s}", "  ".join(f"{fn} {macs / best[(i, fn)] / 1e9:5.1f}" for fn, *_ in jobs), unit)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 // The forward micro-kernel alone on L1-resident data (no staging, no memory traffic):
 //   g++ -O3 -fopenmp -ffp-contract=fast -march=native -std=c++17 -o /tmp/mk tools/cpu_microkernel.cpp && /tmp/mk
 // Prints vector FMAs per ns and GMAC/s for the row-pair kernel (2 rows × 6 and × 4 channels) and the
-// single-row kernel (8 channels), at the main shape's geometry (K = 7, 56 columns, ring row 64 floats).
+// single-row kernel (8 channels), at the main shape's geometry (K = 7, 56 columns, ring row 64 floats),
+// with the vector width the kernel picks at 56 columns (kNarrowVecBytes: 32 bytes on AVX-512 and AVX2).
 #include "../invobench/ops/involution/csrc/involution_cpu.cpp"
 
 #include <chrono>
@@ -10,7 +11,8 @@
 using namespace invobench_cpu;
 
 int main() {
-  using V = Vec<float>;
+  constexpr int NB = kNarrowVecBytes;
+  using V = Vec<float, NB>;
   const int64_t K = 7, L = 64, slots = 8, cstride = slots * L + 16, plane = 56 * 56;
   std::vector<float> ring(16 * cstride, 1.0f), w(49 * plane + 64, 0.5f);
   int64_t xcol[7], wcol[7];
@@ -26,11 +28,11 @@ int main() {
       const int iters = 2000;
       const auto t0 = std::chrono::steady_clock::now();
       for (int it = 0; it < iters; ++it) {
-        const int64_t wv = variant == 3 ? 0 : (it % 7) * 8;  // walk the 7 vectors of a row, as the kernel does
-        if (variant == 0) window_sum<6, true, float>(8, rows, cols, ring.data() + wv, cstride, w.data() + wv, a0, a1);
-        if (variant == 1) window_sum<8, false, float>(8, rows, cols, ring.data() + wv, cstride, w.data() + wv, a0, a1);
-        if (variant == 2) window_sum<4, true, float>(8, rows, cols, ring.data() + wv, cstride, w.data() + wv, a0, a1);
-        if (variant == 3) window_sum<6, true, float>(8, rows, cols, ring.data() + wv, cstride, w.data() + wv, a0, a1);
+        const int64_t wv = variant == 3 ? 0 : (it % 7) * V::n % 56;  // walk the 7 vectors of a row, as the kernel does
+        if (variant == 0) window_sum<6, true, float, NB>(8, rows, cols, ring.data() + wv, cstride, w.data() + wv, a0, a1);
+        if (variant == 1) window_sum<8, false, float, NB>(8, rows, cols, ring.data() + wv, cstride, w.data() + wv, a0, a1);
+        if (variant == 2) window_sum<4, true, float, NB>(8, rows, cols, ring.data() + wv, cstride, w.data() + wv, a0, a1);
+        if (variant == 3) window_sum<6, true, float, NB>(8, rows, cols, ring.data() + wv, cstride, w.data() + wv, a0, a1);
         asm volatile("" ::"r"(a0), "r"(a1) : "memory");
       }
       best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters);
@@ -38,6 +40,6 @@ int main() {
     // FMAs per call: 6 rows read by both output rows and 2 by one, 7 column taps each
     const double fmas = variant == 1 ? 7 * 7 * 8 : variant == 2 ? 6 * 7 * 8 + 2 * 7 * 4 : 6 * 7 * 12 + 2 * 7 * 6;
     std::printf("%-28s %6.1f ns/call  %.2f vector FMA/ns  %5.1f GMAC/s\n", names[variant], best * 1e9, fmas / best / 1e9,
-                fmas * 8 / best / 1e9);
+                fmas * V::n / best / 1e9);
   }
 }

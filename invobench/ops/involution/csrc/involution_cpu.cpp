@@ -283,7 +283,13 @@ inline void stage(A* dst, const T* src, int64_t n, int64_t n_total) {
 
 // The next row step's cache lines, requested a few at a time between micro-kernel calls: a burst of
 // K²·Wo/16 prefetches at once overflows the core's miss buffers, and prefetches that find no free
-// buffer are dropped.
+// buffer are dropped. Reads are fetched into L2, not L1 (locality 1: prefetcht2; our reading, with no
+// performance counters on these hosts: the next step's lines then no longer evict the current step's
+// ring and w rows from the 32 KiB L1). On Zen 4 that measured +9–13 % forward,
+// +18–33 % grad_input, +3–7 % grad_kernel at the main shape on 2 threads, +50 % / +37 % forward /
+// grad_input at B8 C128 28², and within ±7 % on the cache-resident batch-1 shapes (tools/cpu_ab.py,
+// interleaved A/B). Issuing all of a step's prefetches at once, to L2, was slower again (forward 40.5 → 25.0
+// GMAC/s in the same run).
 class PrefetchQueue {
  public:
   template <typename T>
@@ -311,7 +317,7 @@ class PrefetchQueue {
       if (line & 1)
         __builtin_prefetch(reinterpret_cast<const char*>(line & ~uintptr_t(1)), 1, 3);
       else
-        __builtin_prefetch(reinterpret_cast<const char*>(line), 0, 3);
+        __builtin_prefetch(reinterpret_cast<const char*>(line), 0, 1);  // to L2 (prefetcht2), see above
     }
   }
   void issue_all() { issue(n_ - next_); }
