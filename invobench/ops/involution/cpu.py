@@ -140,7 +140,7 @@ def library() -> ctypes.CDLL:
 
 
 def build_info() -> str:
-    """SIMD width and blocking of the loaded build, e.g. 'isa=avx2 vector_bytes=32 block=8 openmp=201511'."""
+    """SIMD width and blocking of the loaded build, e.g. 'isa=avx2 vector_bytes=32 block=8 pair_block=6 openmp=201511'."""
     return library().invobench_involution_build_info().decode()
 
 

@@ -14,8 +14,8 @@
 //   index m), so every tap reads a contiguous, in-bounds vector and the inner loop has no branches.
 // - Output rows go in pairs (when the stride is a multiple of the dilation, always at s = d = 1): the
 //   two 7×7 windows share 6 input rows, so each x vector loaded feeds both rows' FMAs. A pair keeps
-//   2 × 6 channel accumulators (+ 2 w + 1 x of the 16 AVX2 registers): 2 + 6 loads per 12 FMAs, where
-//   one row of 8 channels needed 1 + 8 per 8 and was bound by the load ports. grad-kernel pairs the
+//   2 × 6 channel accumulators (+ 2 w + 1 x of the 16 AVX2 registers; 2 × 8 of AVX-512's 32):
+//   2 + 6 loads per 12 FMAs, where one row of 8 channels needed 1 + 8 per 8 and was bound by the load ports. grad-kernel pairs the
 //   same way (per channel: 2 grad_out + 6 x loads for 12 FMAs); grad-input pairs input rows.
 // - OpenMP splits batch × group × row blocks; each thread walks its rows in order and the ring keeps
 //   the rows a window needs, so every input row is copied once per block (halo only at block edges).
@@ -443,6 +443,10 @@ inline void channel_sum(int64_t Cg, const int64_t* xoff, const A* xp, int64_t cs
   }
 }
 
+// Taps per channel_sum call for a row pair: 2 × 6 accumulators. 8 (for AVX-512's 32 registers)
+// measured 3 % slower at the main shape (tools/cpu_ab.py), so every build keeps 6.
+constexpr int kPairTaps = 6;
+
 // The two dispatchers below map a run-time block size to the micro-kernel compiled for it. They stay
 // two plain functions: folding them into one generic dispatcher taking a lambda changed GCC's inlining
 // and made the forward 10-30 % slower in an interleaved A/B (tools/cpu_ab.py).
@@ -474,6 +478,7 @@ inline void channel_sum_dispatch(bool pair, int tb, int64_t Cg, const int64_t* x
   }
 #undef INVOBENCH_CS
 }
+static_assert(kBlock == 8 && kPairTaps == 6, "channel_sum_dispatch covers blocks of 1..8 and pairs of 1..6");
 
 
 // Ring of zero-padded, phase-split input rows of one group: row r lives in slot r mod `slots`;
@@ -587,9 +592,18 @@ inline void window_sum(int64_t nrows, const WindowRow* rows, ColumnTaps cols, co
   }
 }
 
-// Channels per micro-kernel call: one output row keeps kBlock accumulators, a row pair 2 × kPairBlock
-// (12 accumulators + 2 w + 1 x vectors of the 16 AVX2 registers).
+// Channels per window_sum call: one output row keeps kBlock accumulators, a row pair 2 × kPairBlock.
+// With 16 vector registers (AVX2) a pair takes 6 channels: 12 accumulators + 2 w + 1 x. AVX-512
+// builds have 32 (also for their 32-byte vectors), and take 8: 16 + 3 registers, and the usual 16
+// channels of a group in two calls instead of 6 + 6 + 4, so each w vector is loaded twice, not three
+// times. On Zen 4 that measured forward +3–11 % and grad_input +2–11 % over 6 at the main shape and
+// the batch-1 stage shapes (grad_input −2 % at 7², within noise); 12 was −9 to −18 % in cache
+// (tools/cpu_ab.py, interleaved A/B). grad_kernel's tap blocks stay at kPairTaps.
+#if defined(__AVX512F__)
+constexpr int kPairBlock = 8;
+#else
 constexpr int kPairBlock = 6;
+#endif
 
 template <typename A, int NB>
 inline void window_sum_dispatch(bool pair, int cb, int64_t nrows, const WindowRow* rows, ColumnTaps cols, const A* xp,
@@ -602,7 +616,9 @@ inline void window_sum_dispatch(bool pair, int cb, int64_t nrows, const WindowRo
       case 3: INVOBENCH_WS(3, true); break;
       case 4: INVOBENCH_WS(4, true); break;
       case 5: INVOBENCH_WS(5, true); break;
-      default: INVOBENCH_WS(6, true); break;
+      case 6: INVOBENCH_WS(6, true); break;
+      case 7: INVOBENCH_WS(7, true); break;
+      default: INVOBENCH_WS(8, true); break;
     }
   } else {
     switch (cb) {
@@ -618,7 +634,7 @@ inline void window_sum_dispatch(bool pair, int cb, int64_t nrows, const WindowRo
   }
 #undef INVOBENCH_WS
 }
-static_assert(kBlock == 8 && kPairBlock == 6, "window_sum_dispatch covers blocks of 1..8 and pairs of 1..6");
+static_assert(kBlock == 8 && kPairBlock <= 8, "window_sum_dispatch covers blocks of 1..8 and pairs of 1..8");
 
 // Output rows are computed in pairs when the second row's window is the first's moved by whole tap
 // rows (stride a multiple of the dilation: always at s = d = 1): the 6 input rows the two 7×7 windows
@@ -830,8 +846,8 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
         for (int64_t wv = 0; wv < g.Wo; wv += V::n) {
           const int64_t count = std::min<int64_t>(V::n, g.Wo - wv);
           T* out_row = gwg + ho * g.Wo + wv;
-          for (int64_t t0 = 0; t0 < n_both; t0 += kPairBlock) {
-            const int tb = static_cast<int>(std::min<int64_t>(kPairBlock, n_both - t0));
+          for (int64_t t0 = 0; t0 < n_both; t0 += kPairTaps) {
+            const int tb = static_cast<int>(std::min<int64_t>(kPairTaps, n_both - t0));
             prefetch.issue(prefetch_per_call);
             channel_sum_dispatch<A, NB>(true, tb, g.Cg, both_x + t0, ring.buf + wv, ring.cstride, gbuf + wv, wo_pad,
                                     g.Cg * wo_pad, acc0, acc1);
@@ -1109,6 +1125,7 @@ const char* invobench_involution_build_info() {
                                        ? "," + std::to_string(invobench_cpu::kNarrowVecBytes)
                                        : std::string()) +
                                   " block=" + std::to_string(invobench_cpu::kBlock) +
+                                  " pair_block=" + std::to_string(invobench_cpu::kPairBlock) +
                                   " openmp=" + std::to_string(_OPENMP);
   return info.c_str();
 }
