@@ -35,6 +35,10 @@ SHAPES = {
     "odd_hw_K3": (2, 8, 9, 11, 2, 3, 1, 1),
     "K7_wide_tail": (1, 32, 13, 19, 2, 7, 1, 1),  # Cg = 16: two full channel blocks; W = 19: 2 vectors + tail
     "K7_Cg12": (2, 24, 10, 9, 2, 7, 1, 1),  # Cg = 12: a full block and a block of 4
+    # row pairs take 8 channels per call on AVX-512 builds, 6 elsewhere: blocks of 8 + 7 and 8 + 6 there,
+    # 6 + 6 + 3 and 6 + 6 + 2 here
+    "K7_Cg15": (1, 30, 9, 10, 2, 7, 1, 1),
+    "K5_Cg14": (2, 14, 8, 12, 1, 5, 1, 1),
     "K1_G1": (2, 5, 7, 6, 1, 1, 1, 1),
     "K11_G_eq_C": (1, 6, 13, 12, 6, 11, 1, 1),
     "stride2_K3": (1, 6, 11, 10, 3, 3, 2, 1),
