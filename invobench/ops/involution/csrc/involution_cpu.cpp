@@ -15,8 +15,9 @@
 // - Output rows go in pairs (when the stride is a multiple of the dilation, always at s = d = 1): the
 //   two 7×7 windows share 6 input rows, so each x vector loaded feeds both rows' FMAs. A pair keeps
 //   2 × 6 channel accumulators (+ 2 w + 1 x of the 16 AVX2 registers; 2 × 8 of AVX-512's 32):
-//   2 + 6 loads per 12 FMAs, where one row of 8 channels needed 1 + 8 per 8 and was bound by the load ports. grad-kernel pairs the
-//   same way (per channel: 2 grad_out + 6 x loads for 12 FMAs); grad-input pairs input rows.
+//   2 + 6 loads per 12 FMAs, where one row of 8 channels needed 1 + 8 per 8 and was bound by the load
+//   ports. grad-kernel pairs the same way (per channel: 2 grad_out + 6 x loads for 12 FMAs);
+//   grad-input pairs input rows.
 // - OpenMP splits batch × group × row blocks; each thread walks its rows in order and the ring keeps
 //   the rows a window needs, so every input row is copied once per block (halo only at block edges).
 // - The next row step's input lines are prefetched a few per micro-kernel call, and the lines it will
@@ -285,11 +286,11 @@ inline void stage(A* dst, const T* src, int64_t n, int64_t n_total) {
 // K²·Wo/16 prefetches at once overflows the core's miss buffers, and prefetches that find no free
 // buffer are dropped. Reads are fetched into L2, not L1 (locality 1: prefetcht2; our reading, with no
 // performance counters on these hosts: the next step's lines then no longer evict the current step's
-// ring and w rows from the 32 KiB L1). On Zen 4 that measured +9–13 % forward,
-// +18–33 % grad_input, +3–7 % grad_kernel at the main shape on 2 threads, +50 % / +37 % forward /
-// grad_input at B8 C128 28², and within ±7 % on the cache-resident batch-1 shapes (tools/cpu_ab.py,
-// interleaved A/B). Issuing all of a step's prefetches at once, to L2, was slower again (forward 40.5 → 25.0
-// GMAC/s in the same run).
+// ring and w rows from the 32 KiB L1). On Zen 4 that measured +9–13 % forward, +18–33 % grad_input,
+// +3–7 % grad_kernel at the main shape on 2 threads, +50 % / +37 % forward / grad_input at B8 C128
+// 28², and within ±7 % on the cache-resident batch-1 shapes (tools/cpu_ab.py, interleaved A/B).
+// Issuing all of a step's prefetches at once, to L2, was slower again (forward 40.5 → 25.0 GMAC/s in
+// the same run).
 class PrefetchQueue {
  public:
   template <typename T>
@@ -443,8 +444,8 @@ inline void channel_sum(int64_t Cg, const int64_t* xoff, const A* xp, int64_t cs
   }
 }
 
-// Taps per channel_sum call for a row pair: 2 × 6 accumulators. 8 (for AVX-512's 32 registers)
-// measured 3 % slower at the main shape (tools/cpu_ab.py), so every build keeps 6.
+// Taps per channel_sum call for a row pair: 2 × 6 accumulators. 8 (for AVX-512's 32 registers) was
+// no faster (3 % slower at the main shape in one tools/cpu_ab.py run, within noise), so every build keeps 6.
 constexpr int kPairTaps = 6;
 
 // The two dispatchers below map a run-time block size to the micro-kernel compiled for it. They stay
