@@ -200,3 +200,58 @@ def test_sanitizers_find_no_out_of_bounds_access(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr[-4000:]
     lines = run.stdout.splitlines()
     assert len(lines) > 10 and all(line.startswith("ok ") for line in lines), run.stdout
+
+
+# ---- the ops in C++ (csrc/involution_cpu_ops.cpp) ----------------------------------------------
+
+def test_ops_called_directly_check_their_arguments():
+    """torch.ops.invobench.involution_cpu* skip the Python checks; the C++ ones keep the kernels in bounds."""
+    ops = torch.ops.invobench
+    x, w = torch.randn(1, 8, 6, 6), torch.randn(1, 2, 9, 6, 6)
+    assert torch.equal(ops.involution_cpu(x, w, 3, 1, 1), cpu.involution_cpu(x, w, 3))
+    with pytest.raises(ValueError, match=r"expected \(B, G, K\*K, Ho, Wo\) = \[1, 2, 9, 3, 3\]"):
+        ops.involution_cpu(x, w, 3, 2, 1)
+    with pytest.raises(ValueError, match="kernel_size=4 must be a positive odd integer"):
+        ops.involution_cpu(x, torch.randn(1, 2, 16, 6, 6), 4, 1, 1)
+    with pytest.raises(ValueError, match="C=8 is not divisible by groups G=3"):
+        ops.involution_cpu(x, torch.randn(1, 3, 9, 6, 6), 3, 1, 1)
+    with pytest.raises(ValueError, match="expected 4-D"):
+        ops.involution_cpu(x[0], w, 3, 1, 1)
+    with pytest.raises(TypeError, match="dtype mismatch"):
+        ops.involution_cpu(x, w.double(), 3, 1, 1)
+    with pytest.raises(TypeError, match="not supported by involution.cpu"):
+        ops.involution_cpu(x.int(), w.int(), 3, 1, 1)
+    with pytest.raises(ValueError, match="grad_out has shape"):
+        ops.involution_cpu_backward(torch.randn(1, 8, 5, 5), x, w, 3, 1, 1)
+
+
+def test_autograd_calls_the_backward_op_which_counters_see():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shape = (2, 8, 9, 11, 2, 3, 1, 1)
+    x, w, g = (t.float().requires_grad_() for t in _inputs(shape))
+    macs = 2 * 8 * 9 * 11 * 9
+    with FlopCounterMode(display=False) as counter:
+        APPLY["cpu"](x, w, 3, 1, 1).backward(g.detach())
+    per_op = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    assert per_op == {"invobench.involution_cpu": 2 * macs, "invobench.involution_cpu_backward": 4 * macs}
+    assert x.grad is not None and w.grad is not None
+
+
+def test_saves_x_and_kernel_for_backward():
+    from invobench.bench.memory import saved_for_backward_bytes
+
+    x, w, _ = (t.float().requires_grad_() for t in _inputs((2, 8, 9, 11, 2, 3, 1, 1)))
+    saved, out = saved_for_backward_bytes(lambda: APPLY["cpu"](x, w, 3, 1, 1))
+    assert saved == x.nbytes + w.nbytes and out.grad_fn is not None
+
+
+def test_traced_whole_by_torch_compile():
+    shape = (2, 8, 9, 11, 2, 3, 1, 1)
+    x64, w64, g64 = _inputs(shape)
+    ref = _reference(shape, x64, w64, g64)
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda a, b: APPLY["cpu"](a, b, 3, 1, 1), backend="aot_eager", fullgraph=True)
+    got = _forward_backward(compiled, x64.float(), w64.float(), g64)
+    for name, a, r in zip(("out", "grad_x", "grad_kernel"), got, ref):
+        assert_close(f"{name} compiled", a, r)

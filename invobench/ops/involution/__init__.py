@@ -73,9 +73,10 @@ def _build(name: str):
 
 def register_involution_variant(
     name: str,
-    forward: Callable,
-    backward: Callable,
+    forward: Optional[Callable] = None,
+    backward: Optional[Callable] = None,
     *,
+    apply: Optional[Callable] = None,
     devices: tuple[str, ...],
     dtypes: tuple[str, ...],
     description: str,
@@ -83,8 +84,13 @@ def register_involution_variant(
     case_reasons: Callable[[Case], list[str]] = lambda case: [],
     info: Callable[[Case], dict] = lambda case: {},
 ) -> Variant:
-    """Define the custom op for an implementation and register it as `involution.<name>`."""
-    APPLY[name] = define_involution_op(name, forward, backward)
+    """Define the custom op for an implementation and register it as `involution.<name>`.
+
+    Either `forward` and `backward` (Python functions made into a custom op here) or `apply`, a
+    differentiable callable over an op defined elsewhere (`define_native_involution_op`)."""
+    if (apply is None) == (forward is None or backward is None):
+        raise TypeError(f"involution variant {name!r}: pass forward and backward, or apply, not both")
+    APPLY[name] = apply if apply is not None else define_involution_op(name, forward, backward)
     return register(
         Variant(
             name=name,

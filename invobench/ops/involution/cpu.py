@@ -1,5 +1,8 @@
 """The `cpu` involution variant: a C++/OpenMP kernel (csrc/involution_cpu.cpp), compiled at first use.
 
+Its two ops, `invobench::involution_cpu` and `_backward`, are defined here (schemas, fake kernels,
+FLOP formulas) and implemented in C++ (csrc/involution_cpu_ops.cpp: the CPU kernels and the
+forward's autograd), so a call does not pass through Python between the dispatcher and the kernel.
 The extension is built by torch.utils.cpp_extension the first time the variant runs and cached in
 torch's extensions directory (`$TORCH_EXTENSIONS_DIR`, default ~/.cache/torch_extensions), under a
 name that hashes the source, the compiler flags, the compiler, torch's version and this CPU's
@@ -22,12 +25,14 @@ from pathlib import Path
 import torch
 
 from invobench.ops.involution import register_involution_variant
+from invobench.ops.involution.custom_op import define_native_involution_op
 from invobench.registry import Case
 from invobench.shapes import check_involution_args
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("csrc") / "involution_cpu.cpp"
+SOURCE = Path(__file__).with_name("csrc") / "involution_cpu.cpp"  # the kernels, a plain C ABI
+OPS_SOURCE = SOURCE.with_name("involution_cpu_ops.cpp")  # their dispatcher and autograd kernels
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
@@ -40,8 +45,12 @@ def _arch_flags() -> list[str]:
     return []
 
 
-#: -ffp-contract=fast: torch builds with -std=c++17 (ISO mode), where GCC would otherwise not fuse a·b+c into FMA
-CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=fast", *_arch_flags()]
+_FORWARD_OP, _BACKWARD_OP = define_native_involution_op("cpu")
+
+#: -ffp-contract=fast: torch builds with -std=c++17 (ISO mode), where GCC would otherwise not fuse a·b+c into FMA;
+#: the namespace the C++ kernels register into is the one the schemas were defined in ("invobench", or
+#: "invobench_base" for the older checkout of an A/B run)
+CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=fast", *_arch_flags(), f"-DINVOBENCH_OPS_NAMESPACE={_FORWARD_OP.namespace}"]
 LDFLAGS = ["-fopenmp"]
 
 
@@ -61,9 +70,9 @@ def _cpu_features() -> str:
 
 
 def extension_name() -> str:
-    """`invobench_involution_cpu_<hash>` of source, flags, compiler, torch version and CPU features."""
+    """`invobench_involution_cpu_<hash>` of sources, flags, compiler, torch version and CPU features."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), _compiler().encode(),
+    for part in (SOURCE.read_bytes(), OPS_SOURCE.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), _compiler().encode(),
                  torch.__version__.encode(), _cpu_features().encode()):
         digest.update(part)
         digest.update(b"\0")
@@ -96,8 +105,7 @@ def requirements() -> list[str]:
 
 
 _BUILD: dict = {"library": None, "error": None}
-_DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
-_STATUS = {1: "invalid arguments", 2: "out of memory for the per-thread scratch buffers"}
+_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
 def _build_error() -> str | None:
@@ -117,11 +125,13 @@ def library() -> ctypes.CDLL:
     saved_path = os.environ.get("PATH")
     os.environ["PATH"] = _path_with_ninja()  # torch runs `ninja` from PATH
     try:
-        # is_python_module=False: a plain shared library (C ABI, no pybind11), loaded into this process
+        # is_python_module=False: a shared library without pybind11; loading it registers the ops' kernels
         path = cpp_extension.load(
-            name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS, is_python_module=False
+            name=name, sources=[str(SOURCE), str(OPS_SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS,
+            is_python_module=False,
         )
-        lib = ctypes.CDLL(path)
+        torch.ops.load_library(path)
+        lib = ctypes.CDLL(path)  # the same loaded library, for build_info()
     except Exception as exc:  # compiler errors surface as RuntimeError/CalledProcessError; keep the first line
         _BUILD["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise
@@ -130,10 +140,6 @@ def library() -> ctypes.CDLL:
             os.environ.pop("PATH", None)
         else:
             os.environ["PATH"] = saved_path
-    args = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    for fn in ("invobench_involution_forward", "invobench_involution_grad_input", "invobench_involution_grad_kernel"):
-        getattr(lib, fn).argtypes = args
-        getattr(lib, fn).restype = ctypes.c_int
     lib.invobench_involution_build_info.restype = ctypes.c_char_p
     _BUILD["library"] = lib
     return lib
@@ -144,54 +150,46 @@ def build_info() -> str:
     return library().invobench_involution_build_info().decode()
 
 
-def _launch(fn: str, x: torch.Tensor, G: int, kernel_size: int, stride: int, dilation: int,
-            a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
-    B, C, H, W = x.shape
-    shape = (ctypes.c_int64 * 8)(B, C, H, W, G, kernel_size, stride, dilation)
-    status = getattr(library(), f"invobench_involution_{fn}")(
-        _DTYPE_CODES[x.dtype], shape, torch.get_num_threads(), a.data_ptr(), b.data_ptr(), out.data_ptr()
-    )
-    if status:
-        raise RuntimeError(f"involution.cpu {fn} failed: {_STATUS.get(status, f'status {status}')}")
-
-
 def _check(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int, dilation: int) -> int:
     G = check_involution_args(x, kernel, kernel_size, stride, dilation)
     if x.device.type != "cpu":
         raise ValueError(f"x is on {x.device}; involution.cpu runs on CPU tensors only")
-    if x.dtype not in _DTYPE_CODES:
+    if x.dtype not in _DTYPES:
         raise TypeError(f"x.dtype={x.dtype} is not supported by involution.cpu (supports: {', '.join(DTYPES)})")
     return G
 
 
+@torch.compiler.disable
+def _load() -> None:
+    library()
+
+
+def apply(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int, dilation: int) -> torch.Tensor:
+    """`APPLY["cpu"]`: the forward op, differentiable, after the first-use build. It checks its
+    arguments in C++ only (`involution()` and `involution_cpu()` check them first, in Python)."""
+    if _BUILD["library"] is None:
+        _load()
+    return _FORWARD_OP(x, kernel, kernel_size, stride, dilation)
+
+
 def involution_cpu(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1, dilation: int = 1) -> torch.Tensor:
     """Spec §1 forward on the C++ kernel; non-NCHW-contiguous inputs are copied first, output is NCHW-contiguous."""
-    G = _check(x, kernel, kernel_size, stride, dilation)
-    x, kernel = x.contiguous(), kernel.contiguous()
-    B, C, _, _ = x.shape
-    out = x.new_empty(B, C, kernel.shape[3], kernel.shape[4])
-    if out.numel():
-        _launch("forward", x, G, kernel_size, stride, dilation, x, kernel, out)
-    return out
+    _check(x, kernel, kernel_size, stride, dilation)
+    return apply(x, kernel, kernel_size, stride, dilation)
 
 
 def involution_cpu_backward(
     grad_out: torch.Tensor, x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1, dilation: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_x, grad_kernel) of spec §1 on the C++ kernel, both contiguous."""
-    G = _check(x, kernel, kernel_size, stride, dilation)
+    _check(x, kernel, kernel_size, stride, dilation)
     B, C, _, _ = x.shape
     expected = (B, C, kernel.shape[3], kernel.shape[4])
     if tuple(grad_out.shape) != expected or grad_out.dtype != x.dtype:
         raise ValueError(f"grad_out has shape {tuple(grad_out.shape)} and dtype {grad_out.dtype}; expected {expected} {x.dtype}")
-    grad_out, x, kernel = grad_out.contiguous(), x.contiguous(), kernel.contiguous()
-    grad_x, grad_kernel = torch.empty_like(x), torch.empty_like(kernel)
-    if grad_out.numel():
-        _launch("grad_input", x, G, kernel_size, stride, dilation, grad_out, kernel, grad_x)
-        _launch("grad_kernel", x, G, kernel_size, stride, dilation, grad_out, x, grad_kernel)
-    else:
-        grad_x.zero_(), grad_kernel.zero_()
-    return grad_x, grad_kernel
+    if _BUILD["library"] is None:
+        _load()
+    return _BACKWARD_OP(grad_out, x, kernel, kernel_size, stride, dilation)
 
 
 def _info(case: Case) -> dict:
@@ -202,7 +200,7 @@ def _info(case: Case) -> dict:
 
 
 register_involution_variant(
-    "cpu", involution_cpu, involution_cpu_backward, devices=("cpu",), dtypes=DTYPES,
+    "cpu", apply=apply, devices=("cpu",), dtypes=DTYPES,
     description="C++/OpenMP kernel: SIMD along W, each kernel value reused across its group's channels",
     requirements=requirements, info=_info,
 )

@@ -29,9 +29,10 @@
 // - GCC folds a load into every FMA that uses it when it can; `register_barrier` keeps a shared x
 //   vector in a register, or the pair's second FMA would load it again.
 // - Inputs that are not NCHW-contiguous (channels_last, slices) are made contiguous by the caller
-//   (`.contiguous()` in cpu.py); outputs are NCHW-contiguous.
-// - The file has a plain C ABI and includes no torch header, so the first-use build takes seconds,
-//   not the minutes that <torch/extension.h> costs; cpu.py allocates, validates and calls it via ctypes.
+//   (`.contiguous()` in involution_cpu_ops.cpp); outputs are NCHW-contiguous.
+// - The file has a plain C ABI and includes no torch header: involution_cpu_ops.cpp, built into the
+//   same library, allocates, validates and calls it as the ops' CPU kernels, and tools/cpu_ab.py and
+//   tools/cpu_asan.cpp build it alone.
 #include <omp.h>
 
 #include <algorithm>
@@ -1019,8 +1020,8 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
 }
 
 
-// The C ABI: plain pointers to NCHW-contiguous tensors that the caller (cpu.py) has validated
-// (invobench.shapes.check_involution_args) and allocated. No torch headers: the build takes seconds.
+// The C ABI: plain pointers to NCHW-contiguous tensors that the caller (involution_cpu_ops.cpp's
+// check_args) has validated and allocated. No torch headers here, so this file builds alone in seconds.
 enum DType { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
 enum Status { kOk = 0, kBadArgument = 1, kOutOfMemory = 2 };
 
