@@ -105,7 +105,7 @@ def test_non_contiguous_inputs(layout):
 
 
 def test_thread_count_does_not_change_bits():
-    shape = (2, 32, 33, 31, 2, 7, 1, 1)  # > 3M MACs, so the kernel does use 3 threads
+    shape = (2, 32, 33, 31, 2, 7, 1, 1)  # 3.2M MACs, over 3 × 128K: the kernel does use 3 threads
     K, s, d = shape[5:]
     x, w, g = (t.float() for t in _inputs(shape))
     before = torch.get_num_threads()

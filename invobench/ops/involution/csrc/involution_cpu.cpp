@@ -1042,11 +1042,18 @@ bool valid(const Geometry& g) {
          g.H >= 1 && g.W >= 1 && g.Ho >= 1 && g.Wo >= 1;
 }
 
-// Threads worth waking for a call: about 1M MACs each, so a small call does not pay a fork/join
-// (which, on a busy machine, can cost a scheduler time slice) for microseconds of work.
+// Threads worth waking for a call: 128K MACs each (≈ 5 µs of work) or more, so a small call does not
+// pay a fork/join for less. Measured on the 2-core Zen 4 VM, single calls interleaved among other
+// variants' (tools/cpu_threads_ab.py; docs/cpu.md, "Threads for small calls"): two threads were faster
+// from 0.3M MACs up (B1 C512 7², 1.2M: forward 0.09 → 0.05 ms), and at 0.15M faster in one run and
+// slower in another.
+// -DINVOBENCH_MACS_PER_THREAD_SHIFT=N (2^N MACs per thread) is for A/B runs of that choice.
+#ifndef INVOBENCH_MACS_PER_THREAD_SHIFT
+#define INVOBENCH_MACS_PER_THREAD_SHIFT 17
+#endif
 int useful_threads(const Geometry& g, int nthreads) {
   const int64_t macs = g.B * g.C * g.Ho * g.Wo * g.KK;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, macs >> 20)));
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, macs >> INVOBENCH_MACS_PER_THREAD_SHIFT)));
 }
 
 template <template <typename> class Kernel>
