@@ -267,7 +267,7 @@ def main() -> None:
                 f"| {B} | {C} | {H} | {G} | {p} | {fmt(f'cpu@1 {p}')} | {t_cpu * 1e3:.2f} ({min(result[f'cpu {p}']) * 1e3:.2f}) "
                 f"| {med[f'cpu@1 {p}'] / t_cpu:.2f}× | {fmt(f'eager {p}')} | {fmt(f'unfold {p}')} "
                 f"| {fmt(f'compile {p}')} | {fmt(f'depthwise {p}')} | {bound * 1e3:.2f} | {bytes_ / t_cpu / 1e9:.1f} "
-                f"| {100 * bound / t_cpu:.0f}% | {min(others) / t_cpu:.0f}× |"
+                f"| {100 * bound / t_cpu:.0f}% | {min(others) / t_cpu:.1f}× |"
             )
             print(rows[-1], flush=True)
         record["cases"].append({
