@@ -17,6 +17,7 @@ import ctypes
 import hashlib
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,24 @@ def build(spec: str) -> ctypes.CDLL:
         f = getattr(lib, f"invobench_involution_{fn}")
         f.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int] + [ctypes.c_void_p] * 3
     return lib
+
+
+def single_call_medians(calls: dict, rounds: int, warmup: int = 1, seed: int = 0) -> dict:
+    """Median ms of single calls: every call once per round, in random order (tools/cpu_call_ab.py,
+    tools/cpu_threads_ab.py: what a call costs between other work, as `invobench run` samples)."""
+    samples = {key: [] for key in calls}
+    rng = random.Random(seed)
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    for _ in range(rounds):
+        keys = list(calls)
+        rng.shuffle(keys)
+        for key in keys:
+            t0 = time.perf_counter()
+            calls[key]()
+            samples[key].append((time.perf_counter() - t0) * 1e3)
+    return {key: statistics.median(v) for key, v in samples.items()}
 
 
 def main() -> None:

@@ -11,16 +11,17 @@ medians in ms and old/new.
 """
 import ctypes
 import importlib
-import random
-import statistics
 import sys
-import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from invobench.ops.involution import APPLY
-from invobench.ops.involution.custom_op import define_involution_op
+sys.path.insert(0, str(Path(__file__).parent))
+from cpu_ab import single_call_medians  # noqa: E402  (tools/cpu_ab.py)
+
+from invobench.ops.involution import APPLY  # noqa: E402
+from invobench.ops.involution.custom_op import define_involution_op  # noqa: E402
 
 cpu = importlib.import_module("invobench.ops.involution.cpu")
 LIB = cpu.library()
@@ -76,19 +77,7 @@ def main(shapes: str, rounds: int) -> None:
                 F.conv2d(x, dw, padding=K // 2, groups=C)
 
         calls["others"] = others
-        samples = {key: [] for key in calls}
-        rng = random.Random(0)
-        for fn in calls.values():
-            for _ in range(3):
-                fn()
-        for _ in range(rounds):
-            keys = list(calls)
-            rng.shuffle(keys)
-            for key in keys:
-                t0 = time.perf_counter()
-                calls[key]()
-                samples[key].append((time.perf_counter() - t0) * 1e3)
-        m = {key: statistics.median(v) for key, v in samples.items()}
+        m = single_call_medians(calls, rounds, warmup=3)
         print(f"{spec:16s} fwd old {m['old fwd']:.3f} new {m['new fwd']:.3f} ({m['old fwd'] / m['new fwd']:.2f}x)  "
               f"bwd old {m['old bwd']:.3f} new {m['new bwd']:.3f} ({m['old bwd'] / m['new bwd']:.2f}x)  "
               f"eager {m['eager fwd']:.3f} / {m['eager bwd']:.3f} ms", flush=True)

@@ -12,10 +12,7 @@ variants do. Prints each build's median per call in ms. tools/cpu_ab.py measures
 this measures what a small call costs between other work (thread wake-up, cold caches included).
 """
 import ctypes
-import random
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -55,20 +52,10 @@ def main(shapes: str, rounds: int, specs: list[str]) -> None:
                 F.conv2d(x, dw, padding=K // 2, groups=C)
 
         calls[("others", "")] = others
-        samples = {key: [] for key in calls}
-        rng = random.Random(0)
-        for fn in calls.values():
-            fn()
-        for _ in range(rounds):
-            keys = list(calls)
-            rng.shuffle(keys)
-            for key in keys:
-                t0 = time.perf_counter()
-                calls[key]()
-                samples[key].append((time.perf_counter() - t0) * 1e3)
+        medians = cpu_ab.single_call_medians(calls, rounds)
         print(shape_spec)
         for spec in specs:
-            fwd, bwd = (statistics.median(samples[(spec, p)]) for p in ("fwd", "bwd"))
+            fwd, bwd = medians[(spec, "fwd")], medians[(spec, "bwd")]
             print(f"  {spec:90s} fwd {fwd:.3f}  bwd {bwd:.3f} ms", flush=True)
 
 

@@ -89,7 +89,7 @@ def register_involution_variant(
     Either `forward` and `backward` (Python functions made into a custom op here) or `apply`, a
     differentiable callable over an op defined elsewhere (`define_native_involution_op`)."""
     if (apply is None) == (forward is None or backward is None):
-        raise TypeError(f"involution variant {name!r}: pass forward and backward, or apply, not both")
+        raise TypeError(f"involution variant {name!r}: pass either forward and backward, or apply")
     APPLY[name] = apply if apply is not None else define_involution_op(name, forward, backward)
     return register(
         Variant(

@@ -5,7 +5,7 @@ FLOP formulas) and implemented in C++ (csrc/involution_cpu_ops.cpp: the CPU kern
 forward's autograd), so a call does not pass through Python between the dispatcher and the kernel.
 The extension is built by torch.utils.cpp_extension the first time the variant runs and cached in
 torch's extensions directory (`$TORCH_EXTENSIONS_DIR`, default ~/.cache/torch_extensions), under a
-name that hashes the source, the compiler flags, the compiler, torch's version and this CPU's
+name that hashes the sources, the compiler flags, the compiler, torch's version and this CPU's
 feature flags: editing the kernel rebuilds it, and a home directory shared between machines with
 different CPUs never loads a `-march=native` build on a CPU that lacks its instructions.
 Importing this module needs no compiler; a missing one makes the variant unavailable with a reason.
