@@ -300,10 +300,19 @@ class PrefetchQueue {
   }
   explicit PrefetchQueue(uintptr_t* lines) : lines_(lines) {}
   void reset() { n_ = next_ = 0; }
-  // `write`: lines the next step stores to, fetched for ownership (prefetchw) so its stores do not
-  // wait for the read that a store to a line not in cache needs.
+  // Rows of `n` elements at p + r·stride for r < rows: one row of each of `rows` planes of `stride`
+  // elements (taps of w, channels of x or of the output). `write`: lines the next step stores to,
+  // fetched for ownership (prefetchw) so its stores do not wait for the read that a store to a line
+  // not in cache needs. Planes under kMinPlaneBytes are not prefetched at all: a 7×7 fp32 plane is
+  // 196 B, so a row step queued about as many lines as it does FMA vectors, several of them twice,
+  // and the hardware prefetchers follow planes that small on their own. Measured on the Zen 4 VM
+  // (single calls interleaved with other variants', 2 threads, tools/cpu_threads_ab.py; docs/cpu.md,
+  // "Prefetching small planes"): B1 C512 7² forward 0.066 → 0.040 ms, B1 C256 14² 0.081 → 0.057;
+  // B8 C256 16² (1 KiB planes) was 20 % slower without, so 16² and up keep it.
+  static constexpr int64_t kMinPlaneBytes = 1024;
   template <typename T>
   void add_rows(const T* p, int64_t n, int64_t stride, int64_t rows, bool write = false) {
+    if (stride * static_cast<int64_t>(sizeof(T)) < kMinPlaneBytes) return;
     const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
     for (int64_t r = 0; r < rows; ++r) {
       const char* q = reinterpret_cast<const char*>(p + r * stride);
