@@ -255,3 +255,21 @@ def test_traced_whole_by_torch_compile():
     got = _forward_backward(compiled, x64.float(), w64.float(), g64)
     for name, a, r in zip(("out", "grad_x", "grad_kernel"), got, ref):
         assert_close(f"{name} compiled", a, r)
+
+
+def test_a_first_build_says_so(monkeypatch, tmp_path, caplog):
+    """Building takes 20-30 s: the user is told, instead of a sweep that seems to hang."""
+    from torch.utils import cpp_extension
+
+    def no_build(**kwargs):
+        raise RuntimeError("stub: not building in this test")
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(cpp_extension, "load", no_build)
+    monkeypatch.setitem(cpu._BUILD, "library", None)
+    monkeypatch.setitem(cpu._BUILD, "error", None)
+    with caplog.at_level("WARNING", logger=cpu.__name__), pytest.raises(RuntimeError, match="stub"):
+        cpu.library()
+    assert any("compiling the C++ extension" in r.getMessage() and str(tmp_path) in r.getMessage()
+               for r in caplog.records)
+    assert cpu._BUILD["error"] == "stub: not building in this test"

@@ -121,7 +121,12 @@ def library() -> ctypes.CDLL:
     from torch.utils import cpp_extension
 
     name = extension_name()
-    log.info("loading or building %s from %s", name, SOURCE)
+    build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+    if (build_dir / f"{name}.so").exists():
+        log.info("loading %s from %s", name, build_dir)
+    else:  # a sweep would otherwise sit silent for the length of the build
+        log.warning("compiling the C++ extension of involution.cpu (first use with these sources, flags and "
+                    "CPU: about 20-30 s; cached in %s)", build_dir)
     saved_path = os.environ.get("PATH")
     os.environ["PATH"] = _path_with_ninja()  # torch runs `ninja` from PATH
     try:
