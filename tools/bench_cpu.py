@@ -38,6 +38,8 @@ from invobench.ops.involution import APPLY
 from invobench.ops.involution import cpu as cpu_variant
 from invobench.shapes import padding_for
 
+from cpu_ab import declare_c_abi  # tools/cpu_ab.py, beside this script
+
 MAIN = (8, 256, 56, 7, 16)  # B, C, H=W, K, G
 PAPER = [(B, C, H, 7, C // 16) for B in (1, 8) for C, H in ((64, 56), (128, 28), (256, 14), (512, 7))]
 
@@ -116,9 +118,7 @@ def run_case(case, variants, threads_all: int, reps: int, cpu_reps: int) -> dict
 
 def _kernel(fn: str):
     """One of the C ABI kernels of the loaded extension, called into preallocated outputs (fp32)."""
-    f = getattr(cpu_variant.library(), f"invobench_involution_{fn}")
-    f.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int] + [ctypes.c_void_p] * 3
-    f.restype = ctypes.c_int
+    f = getattr(declare_c_abi(cpu_variant.library()), f"invobench_involution_{fn}")
 
     def call(x: torch.Tensor, G: int, K: int, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
         shape = (ctypes.c_int64 * 8)(*x.shape, G, K, 1, 1)

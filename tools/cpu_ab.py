@@ -28,6 +28,15 @@ import torch
 FLAGS = ["-O3", "-fopenmp", "-ffp-contract=fast", "-march=native", "-std=c++17", "-fPIC", "-shared"]
 
 
+def declare_c_abi(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Argument and return types of the three kernels of csrc/involution_cpu.cpp's C ABI in `lib`."""
+    for fn in ("forward", "grad_input", "grad_kernel"):
+        f = getattr(lib, f"invobench_involution_{fn}")
+        f.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int] + [ctypes.c_void_p] * 3
+        f.restype = ctypes.c_int
+    return lib
+
+
 def build(spec: str) -> ctypes.CDLL:
     src, _, extra = spec.partition(":")
     flags = extra.split()
@@ -35,11 +44,7 @@ def build(spec: str) -> ctypes.CDLL:
     so = os.path.join(tempfile.gettempdir(), f"invobench_cpu_ab_{key}.so")
     if not os.path.exists(so):
         subprocess.check_call(["g++", *FLAGS, "-o", so, src, *flags])
-    lib = ctypes.CDLL(so)
-    for fn in ("forward", "grad_input", "grad_kernel"):
-        f = getattr(lib, f"invobench_involution_{fn}")
-        f.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int] + [ctypes.c_void_p] * 3
-    return lib
+    return declare_c_abi(ctypes.CDLL(so))
 
 
 def single_call_medians(calls: dict, rounds: int, warmup: int = 1, seed: int = 0) -> dict:

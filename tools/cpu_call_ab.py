@@ -18,15 +18,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cpu_ab import single_call_medians  # noqa: E402  (tools/cpu_ab.py)
+from cpu_ab import declare_c_abi, single_call_medians  # noqa: E402  (tools/cpu_ab.py)
 
 from invobench.ops.involution import APPLY  # noqa: E402
 from invobench.ops.involution.custom_op import define_involution_op  # noqa: E402
 
 cpu = importlib.import_module("invobench.ops.involution.cpu")
-LIB = cpu.library()
-for _fn in ("forward", "grad_input", "grad_kernel"):
-    getattr(LIB, f"invobench_involution_{_fn}").argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int] + [ctypes.c_void_p] * 3
+LIB = declare_c_abi(cpu.library())
 
 
 def _launch(fn, x, G, k, s, d, a, b, out):  # fp32 only
