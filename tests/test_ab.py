@@ -175,3 +175,15 @@ def test_ab_rejects_an_unknown_dtype_before_extracting_or_running_anything(tmp_p
     result = CliRunner().invoke(cli, ["ab", "smoke", "--base", "HEAD", "--dtype", "flaot32", "--out-dir", str(tmp_path / "x")])
     assert result.exit_code == 2 and "'flaot32' is not a dtype. Did you mean 'float32'?" in result.output
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "ab"])
+def test_a_thread_count_below_one_is_a_usage_error(command, tmp_path):
+    from click.testing import CliRunner
+
+    from invobench.cli import cli
+
+    extra = ["--base", "HEAD", "--out-dir", str(tmp_path / "x")] if command == "ab" else ["--dry-run"]
+    result = CliRunner().invoke(cli, [command, "smoke", "--threads", "0", *extra])
+    assert result.exit_code == 2 and "'--threads': 0 is not in the range x>=1" in result.output
+    assert not (tmp_path / "x").exists()

@@ -10,7 +10,9 @@ results files, so `invobench compare BASE NEW` judges them as usual.
 How BASE gets into the process: `prepare_base` extracts REF's `invobench/` (git archive) into a
 scratch directory as the package `invobench_base`, renaming the word `invobench` in its sources
 (imports, the custom-op namespace `invobench::`, paths); names like `invobench_involution_forward`
-(the C kernel's symbols) are left alone, as two ctypes libraries keep their symbols apart. This
+(the C kernel's symbols) are left alone, as each loaded library keeps its own symbols. The CPU
+variant's library registers its op kernels into the namespace that cpu.py passes as a compiler flag,
+so BASE builds a library of its own for `invobench_base::`. This
 module, as an INVOBENCH_PLUGINS plugin, then registers every BASE variant under its name plus
 `@base` ("involution.eager@base"), building BASE's workloads with BASE's code.
 """
@@ -38,7 +40,7 @@ PACKAGE = "invobench_base"
 PLUGIN = "invobench.bench.ab"
 _WORD = re.compile(r"\binvobench\b")
 # Python and data files only: a C++ or CUDA source keeps its text, so an unchanged kernel hashes to the
-# build NEW already has.
+# build NEW already has (except the CPU variant's, whose namespace flag is part of its build's name).
 _TEXT_SUFFIXES = {".py", ".json", ".yaml"}
 
 

@@ -22,7 +22,7 @@ from invobench.registry import DEVICES
 @click.option("--variants", multiple=True, metavar="LIST", help="Comma-separated variants replacing the suite's lists.")
 @click.option("--dtype", "dtypes", multiple=True, metavar="LIST", help="Comma-separated dtypes replacing the suite's.")
 @click.option("--quick", is_flag=True, help="Tiny budgets: checks that everything runs; too few samples to gate on.")
-@click.option("--threads", type=int, default=None, help="torch.set_num_threads in the worker.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads in the worker.")
 @click.option("--threshold", default=0.05, show_default=True, type=float, help="As for `invobench compare`.")
 @click.option("--alpha", default=0.05, show_default=True, type=float, help="As for `invobench compare`.")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "json"]), default="table", show_default=True,

@@ -42,7 +42,7 @@ def parse_dtypes(values: tuple[str, ...]) -> Optional[list[str]]:
               help="Skip cases whose estimated peak exceeds this; kill a worker above it. 60%%, 0.6 (of available "
                    "memory), 8GiB, 512MiB. Default: the suite's mem_budget, else 60%% of available memory.")
 @click.option("--quick", is_flag=True, help="Tiny warm-up and sampling budgets: checks that everything runs, numbers are rough.")
-@click.option("--threads", type=int, default=None, help="torch.set_num_threads in the worker (default: torch's default).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads in the worker (default: torch's default).")
 @click.option("--dry-run", is_flag=True, help="List the planned records (and why some would be skipped) without running.")
 def command(suite, device, variants, dtypes, out, resume, shard, mem_budget, quick, threads, dry_run):
     """Run SUITE (a name such as `smoke` for suites/smoke.yaml, or a path) and write a results file."""
