@@ -48,21 +48,21 @@ def build(spec: str) -> ctypes.CDLL:
 
 
 def single_call_medians(calls: dict, rounds: int, warmup: int = 1, seed: int = 0) -> dict:
-    """Median ms of single calls: every call once per round, in random order (tools/cpu_call_ab.py,
+    """Median ms of single calls: every call once per round, in random order, by the runner's own
+    sampler (`sample_interleaved`, fixed at `rounds` samples each; tools/cpu_call_ab.py,
     tools/cpu_threads_ab.py: what a call costs between other work, as `invobench run` samples)."""
-    samples = {key: [] for key in calls}
-    rng = random.Random(seed)
+    from invobench.bench.timing import CpuTimer, SamplingPolicy, VariantSampling, sample_interleaved
+
     for fn in calls.values():
         for _ in range(warmup):
             fn()
-    for _ in range(rounds):
-        keys = list(calls)
-        rng.shuffle(keys)
-        for key in keys:
-            t0 = time.perf_counter()
-            calls[key]()
-            samples[key].append((time.perf_counter() - t0) * 1e3)
-    return {key: statistics.median(v) for key, v in samples.items()}
+    results = {key: VariantSampling() for key in calls}
+    policy = SamplingPolicy(case_s=float("inf"), min_samples=rounds, max_samples=rounds)
+    sample_interleaved(calls, CpuTimer(), policy, results, random.Random(seed))
+    for key, res in results.items():
+        if res.error is not None:
+            raise RuntimeError(f"{key} failed while sampled") from res.error
+    return {key: statistics.median(res.samples_ms) for key, res in results.items()}
 
 
 def main() -> None:
