@@ -34,7 +34,8 @@ def _launch(fn, x, G, k, s, d, a, b, out):  # fp32 only
 
 
 def old_forward(x, kernel, k, s, d):
-    G = cpu._check(x, kernel, k, s, d)
+    cpu._check(x, kernel, k, s, d)
+    G = kernel.shape[1]
     x, kernel = x.contiguous(), kernel.contiguous()
     out = x.new_empty(x.shape[0], x.shape[1], kernel.shape[3], kernel.shape[4])
     _launch("forward", x, G, k, s, d, x, kernel, out)
@@ -42,7 +43,8 @@ def old_forward(x, kernel, k, s, d):
 
 
 def old_backward(grad_out, x, kernel, k, s, d):
-    G = cpu._check(x, kernel, k, s, d)
+    cpu._check(x, kernel, k, s, d)
+    G = kernel.shape[1]
     grad_out, x, kernel = grad_out.contiguous(), x.contiguous(), kernel.contiguous()
     grad_x, grad_w = torch.empty_like(x), torch.empty_like(kernel)
     _launch("grad_input", x, G, k, s, d, grad_out, kernel, grad_x)

@@ -105,7 +105,7 @@ def requirements() -> list[str]:
 
 
 _BUILD: dict = {"library": None, "error": None}
-_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_DTYPES = tuple(getattr(torch, name) for name in DTYPES)
 
 
 def _build_error() -> str | None:
@@ -155,13 +155,12 @@ def build_info() -> str:
     return library().invobench_involution_build_info().decode()
 
 
-def _check(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int, dilation: int) -> int:
-    G = check_involution_args(x, kernel, kernel_size, stride, dilation)
+def _check(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int, dilation: int) -> None:
+    check_involution_args(x, kernel, kernel_size, stride, dilation)
     if x.device.type != "cpu":
         raise ValueError(f"x is on {x.device}; involution.cpu runs on CPU tensors only")
     if x.dtype not in _DTYPES:
         raise TypeError(f"x.dtype={x.dtype} is not supported by involution.cpu (supports: {', '.join(DTYPES)})")
-    return G
 
 
 @torch.compiler.disable
