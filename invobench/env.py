@@ -15,12 +15,21 @@ import invobench
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: Set in every benchmark worker unless the user's environment sets them. THP_MEM_ALLOC_ENABLE=1 makes
-#: torch's CPU allocator ask for transparent huge pages for tensors of 2 MiB and more: without it each
-#: large tensor is a fresh mmap that the kernel zero-fills 4 KiB page by page on first touch, which on
-#: the 2-core box cost 35 ms for a 78 MB output, more than the involution kernel that writes it
-#: (docs/cpu.md). Every variant allocates its outputs, so all of them pay or save alike.
-WORKER_ENV_DEFAULTS = {"THP_MEM_ALLOC_ENABLE": "1"}
+#: Set in every benchmark worker unless the user's environment sets them; every variant allocates its
+#: outputs, so all of them pay or save alike.
+#: - THP_MEM_ALLOC_ENABLE=1 makes torch's CPU allocator ask for transparent huge pages for tensors of
+#:   2 MiB and more: without it each large tensor is a fresh mmap that the kernel zero-fills 4 KiB page
+#:   by page on first touch, which on the 2-core box cost 35 ms for a 78 MB output, more than the
+#:   involution kernel that writes it (docs/cpu.md).
+#: - GLIBC_TUNABLES (CPU_HEAP_TUNABLES) keeps large blocks on glibc's heap: by default every block
+#:   above 32 MiB is a fresh mmap and is unmapped when freed, so each call's large outputs are
+#:   zero-filled pages again even with huge pages (≈ 7 ms for the 79 MB grad of the main shape's
+#:   kernel, as much as the bound of the whole backward). With these a repeated call reuses pages that
+#:   are already mapped, as a repeated CUDA call reuses the caching allocator's blocks; the worker
+#:   returns free heap pages to the OS after each case (memory.release_cpu_heap). The tunables are
+#:   glibc's; other C libraries ignore them. Set GLIBC_TUNABLES= (empty) for the system's behaviour.
+CPU_HEAP_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=18446744073709551615"
+WORKER_ENV_DEFAULTS = {"THP_MEM_ALLOC_ENABLE": "1", "GLIBC_TUNABLES": CPU_HEAP_TUNABLES}
 #: environment variables recorded in the fingerprint (as the benchmark workers see them)
 #: (GLIBC_TUNABLES and LD_PRELOAD: the allocator's behaviour, e.g. jemalloc or glibc's mmap limits, moves
 #: every variant's latency by the cost of its fresh outputs; docs/cpu.md)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -118,6 +119,57 @@ def test_workers_get_torch_huge_page_allocation_unless_the_user_sets_it(tmp_path
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")  # a user's choice wins, and the record says so
     assert worker_env()["THP_MEM_ALLOC_ENABLE"] == "0"
     assert fingerprint()["env"]["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
+def test_workers_keep_large_blocks_on_the_heap_unless_the_user_sets_glibc_tunables(tmp_path, monkeypatch):
+    from invobench.env import CPU_HEAP_TUNABLES, fingerprint
+
+    def worker_env() -> dict:
+        worker = WorkerProcess(tmp_path)
+        worker.start()
+        try:
+            return worker.hello["env"]
+        finally:
+            worker.stop()
+
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert worker_env()["GLIBC_TUNABLES"] == CPU_HEAP_TUNABLES == fingerprint()["env"]["GLIBC_TUNABLES"]
+    monkeypatch.setenv("GLIBC_TUNABLES", "")  # the system's allocator behaviour, recorded as such
+    assert worker_env()["GLIBC_TUNABLES"] == "" == fingerprint()["env"]["GLIBC_TUNABLES"]
+
+
+_RSS_SCRIPT = """
+import torch
+from invobench.bench.memory import release_cpu_heap
+def rss_mib():
+    return next(int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+t = torch.empty(200 * 2**20 // 4)
+t.fill_(1.0)
+held = rss_mib()
+del t
+freed = rss_mib()
+release_cpu_heap()
+print(held, freed, rss_mib())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not Path("/proc/self/status").exists(),
+                    reason="glibc's tunables and malloc_trim, RSS from /proc")
+@pytest.mark.parametrize("tunables", ["worker default", ""])
+def test_cpu_heap_tunables_keep_a_freed_block_resident_until_the_case_ends(tunables):
+    """With the workers' tunables a freed 200 MiB tensor stays mapped (the next call reuses its pages);
+    release_cpu_heap, called after each case, returns it. With GLIBC_TUNABLES empty, free unmaps it."""
+    from invobench.env import worker_environment
+
+    env = worker_environment()
+    if tunables != "worker default":
+        env["GLIBC_TUNABLES"] = tunables
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT], env=env, capture_output=True, text=True, check=True)
+    held, freed, trimmed = map(int, out.stdout.split())
+    if tunables == "worker default":
+        assert freed > held - 20 and trimmed < held - 150, (held, freed, trimmed)
+    else:
+        assert freed < held - 150, (held, freed, trimmed)
 
 
 def test_absent_device_gives_skipped_records_not_a_crash(tmp_path, monkeypatch):

@@ -16,9 +16,15 @@ peak; bound = max(min_bytes / bandwidth, FLOPs / peak) with min_bytes of spec §
 from __future__ import annotations
 
 import os
+import sys
 
-# As in every `invobench run` worker (invobench.env.WORKER_ENV_DEFAULTS): torch reads it once, at import.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+from invobench.env import WORKER_ENV_DEFAULTS, worker_environment
+
+# Measure in the environment of every `invobench run` worker (invobench.env.WORKER_ENV_DEFAULTS: huge
+# pages and large blocks kept on the heap): glibc reads GLIBC_TUNABLES at process start and torch
+# THP_MEM_ALLOC_ENABLE at import, so where they are missing the script starts itself again with them.
+if any(k not in os.environ for k in WORKER_ENV_DEFAULTS):
+    os.execve(sys.executable, [sys.executable, *sys.argv], worker_environment())
 
 import argparse
 import ctypes
@@ -237,7 +243,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     cpu_variant.library()
     print(f"torch {torch.__version__}, {threads} threads, cpu build: {cpu_variant.build_info()}, "
-          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}, GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES')}")
     record = {"fingerprint": fingerprint(), "threads": threads, "build": cpu_variant.build_info(), "cases": [],
               "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE")}
     cases = [MAIN] + ([] if args.quick else PAPER)

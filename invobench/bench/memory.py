@@ -46,6 +46,24 @@ def cpu_peak_bytes(call: Callable[[], object]) -> int:
     return peak
 
 
+def release_cpu_heap() -> bool:
+    """Return the C heap's free pages to the OS (glibc's malloc_trim); False where there is no such call.
+
+    Benchmark workers keep large blocks on the heap between calls (env.CPU_HEAP_TUNABLES), so a case's
+    buffers stay resident after it; the worker calls this after each case, as it empties the CUDA cache,
+    so one case's high-water mark is not carried into the next one's resident memory.
+    """
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):  # not glibc (musl, macOS, Windows)
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+    return True
+
+
 def cuda_peak_bytes(call: Callable[[], object], device: str = "cuda") -> int:
     """torch.cuda.max_memory_allocated during one `call()`, above what was allocated before it."""
     torch.cuda.synchronize(device)

@@ -218,7 +218,7 @@ class Worker:
     def group(self, request: dict) -> None:
         import torch
 
-        from invobench.bench.memory import peak_bytes, saved_for_backward_bytes
+        from invobench.bench.memory import peak_bytes, release_cpu_heap, saved_for_backward_bytes
         from invobench.bench.timing import SamplingPolicy, VariantSampling, sample_interleaved, timer_overhead_ms, warm_up
         from invobench.registry import Case, get
 
@@ -308,6 +308,7 @@ class Worker:
                 if case.device.startswith("cuda"):
                     torch.cuda.empty_cache()
                 finish(key, fields)
+        release_cpu_heap()  # the next case starts from the resident memory it needs (env.CPU_HEAP_TUNABLES)
         self.mark("\tidle")
         self.send({"kind": "group_done", "group_id": request.get("group_id")})
 
