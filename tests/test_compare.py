@@ -180,6 +180,26 @@ def test_twenty_percent_slower_variant_is_flagged_and_nothing_else(runs):
     assert result.cases[0].verdict == "regression"  # the table starts with what fails the gate
 
 
+def test_a_different_worker_environment_is_named_in_a_warning(tmp_path):
+    """Runs before and after the workers' allocator default changed (GLIBC_TUNABLES) differ at large
+    outputs by the page zeroing alone; compare says which recorded variables differ."""
+    def run_with(name: str, env: dict) -> Path:
+        path = write_run(tmp_path / f"{name}.jsonl", variants=["involution.eager"], failures=False)
+        lines = path.read_text().splitlines()
+        header = json.loads(lines[0])
+        header["fingerprint"]["env"] = env
+        path.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+        return path
+
+    old = run_with("old", {"THP_MEM_ALLOC_ENABLE": "1"})
+    new = run_with("new", {"THP_MEM_ALLOC_ENABLE": "1", "GLIBC_TUNABLES": "glibc.malloc.mmap_max=0"})
+    [warning] = [w for w in compare_runs(read_results(old), read_results(new)).warnings if "environments" in w]
+    assert "GLIBC_TUNABLES: unset vs 'glibc.malloc.mmap_max=0'" in warning
+    assert "THP_MEM_ALLOC_ENABLE" not in warning  # equal on both sides
+    same = run_with("same", {"THP_MEM_ALLOC_ENABLE": "1"})
+    assert not any("environments" in w for w in compare_runs(read_results(old), read_results(same)).warnings)
+
+
 def test_normalize_by_compares_machines_of_different_speed(runs):
     plain = _compare(runs, "base", "other")
     assert len(plain.with_verdict("improvement")) >= 55  # everything but eager looks faster on the faster machine

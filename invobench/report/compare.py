@@ -161,6 +161,25 @@ def _busy_host(run: ResultsFile) -> Optional[str]:
     return None
 
 
+def _environment_difference(base: ResultsFile, new: ResultsFile) -> Optional[str]:
+    """'NAME: BASE value vs NEW value; …' for the recorded worker environment variables that differ, else None.
+
+    They are the settings that move latencies without a code change: threads, and the allocator's
+    (THP_MEM_ALLOC_ENABLE, GLIBC_TUNABLES: a large output mapped fresh each call, or reused from the
+    heap; invobench.env.WORKER_ENV_DEFAULTS)."""
+    def env(run: ResultsFile) -> dict:
+        fp = run.header.fingerprint if isinstance(run.header.fingerprint, dict) else {}
+        return fp.get("env") if isinstance(fp.get("env"), dict) else {}
+
+    def show(value: object) -> str:
+        return "unset" if value is None else repr(value)
+
+    base_env, new_env = env(base), env(new)
+    diffs = [f"{k}: {show(base_env.get(k))} vs {show(new_env.get(k))}"
+             for k in sorted(set(base_env) | set(new_env)) if base_env.get(k) != new_env.get(k)]
+    return "; ".join(diffs) if diffs else None
+
+
 def resolve_variant(name: str, runs: list[ResultsFile]) -> str:
     """`family.variant` for a name given as either `family.variant` or a bare variant name found in the runs."""
     keys = sorted({f"{r.family}.{r.variant}" for run in runs for r in run.records})
@@ -259,6 +278,10 @@ def compare_runs(
         if busy:
             warnings.append(f"{side} ran on a busy host ({busy}): its samples are inflated and spread, "
                             f"so intervals widen and small changes go undetected")
+    env_diff = _environment_difference(base, new)
+    if env_diff:
+        warnings.append(f"BASE and NEW ran with different worker environments ({env_diff}): thread counts and "
+                        f"allocator settings move latencies without any change in the code")
     if base.header.suite.name != new.header.suite.name:
         warnings.append(f"different suites (BASE {base.header.suite.name!r}, NEW {new.header.suite.name!r}); "
                         f"only the {len(common)} common cases are compared")
