@@ -251,6 +251,12 @@ def test_memory_watchdog_kills_a_worker_over_budget(tmp_path, monkeypatch):
     run_suite(RunConfig(suite=write_suite(tmp_path, suite), out=out, mem_budget=str(worker_rss + 2**29)))
     (record,) = read_results(out).records
     assert record.status == "oom" and "exceeded the memory budget" in record.error
+    assert "GLIBC_TUNABLES= returns them" in record.error  # the workers' heap setting, and what to do about it
+    monkeypatch.setenv("GLIBC_TUNABLES", "")  # the system's allocator: nothing held back, no such hint
+    out2 = tmp_path / "r2.jsonl"
+    run_suite(RunConfig(suite=write_suite(tmp_path, suite), out=out2, mem_budget=str(worker_rss + 2**29)))
+    (record,) = read_results(out2).records
+    assert record.status == "oom" and "GLIBC_TUNABLES" not in record.error
 
 
 def test_memory_guard_skips_what_cannot_fit_before_running(tmp_path, monkeypatch):

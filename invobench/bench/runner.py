@@ -272,6 +272,7 @@ class WorkerProcess:
         self.proc: Optional[subprocess.Popen] = None
         self.count = 0
         self.hello: dict = {}
+        self.env: dict[str, str] = {}  # the worker's environment (env.worker_environment), set by start()
 
     @property
     def alive(self) -> bool:
@@ -290,8 +291,9 @@ class WorkerProcess:
         # A session of its own: Ctrl-C reaches the runner only, and a kill takes the worker's children too.
         from invobench.env import worker_environment
 
+        self.env = worker_environment()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     pass_fds=(write_fd,), start_new_session=True, env=worker_environment())
+                                     pass_fds=(write_fd,), start_new_session=True, env=self.env)
         os.close(write_fd)
         self.read_fd, self.buffer, self.last_rss = read_fd, b"", 0
         reply = self.receive(timeout_s)
@@ -353,11 +355,22 @@ class WorkerProcess:
                 if self.rss_limit and rss > self.rss_limit:
                     self.kill()
                     return self._death("oom", log_since, f"the worker's resident memory ({fmt_bytes(rss)}) exceeded the "
-                                                         f"memory budget ({fmt_bytes(self.rss_limit)}); it was killed")
+                                                         f"memory budget ({fmt_bytes(self.rss_limit)}); it was killed"
+                                                         + self._heap_hint())
             if time.monotonic() - last_progress > stall_timeout_s:
                 self.kill()
                 return self._death("timeout", log_since, f"no progress for {stall_timeout_s:g} s (the suite's "
                                                          "budget.timeout_s); the worker was killed")
+
+    def _heap_hint(self) -> str:
+        """What to try when the workers' heap setting holds the memory (env.CPU_HEAP_TUNABLES), else ''."""
+        from invobench.env import CPU_HEAP_TUNABLES
+
+        if self.env.get("GLIBC_TUNABLES") != CPU_HEAP_TUNABLES:
+            return ""
+        return (" (a case's variants keep their freed large blocks on the heap until the case ends, which "
+                "can hold more than the largest of them needs: GLIBC_TUNABLES= returns them at once, at the "
+                "cost of zero-filled pages in every call; or raise --mem-budget)")
 
     def _drain(self) -> bool:
         """Read whatever the exited worker left in the pipe; True if there was something."""
