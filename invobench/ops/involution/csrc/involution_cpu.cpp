@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -294,12 +295,17 @@ inline void stage(A* dst, const T* src, int64_t n, int64_t n_total) {
 // the same run).
 class PrefetchQueue {
  public:
-  template <typename T>
-  static int64_t capacity(int64_t rows, int64_t n) {
-    return rows * (n * static_cast<int64_t>(sizeof(T)) / 64 + 2);
-  }
-  explicit PrefetchQueue(uintptr_t* lines) : lines_(lines) {}
-  void reset() { n_ = next_ = 0; }
+  // A block of rows to prefetch: `rows` rows of `bytes` bytes, `stride` bytes apart.
+  struct Rows {
+    const char* p;
+    int64_t bytes, stride, rows;
+    bool write;
+  };
+  // Row blocks one step can queue: the forward and grad_kernel add R rows of w (or grad_out), R·s of
+  // x and R of the output; grad_input up to R + 1 rows of grad_out and of w and R of grad_x.
+  static int64_t capacity(int64_t R, int64_t s) { return R * (s + 4) + 4; }
+  PrefetchQueue(Rows* blocks, int64_t capacity) : blocks_(blocks), capacity_(capacity) {}
+  void reset() { n_ = next_ = row_ = lines_ = 0, line_ = 64, last_ = 0; }
   // Rows of `n` elements at p + r·stride for r < rows: one row of each of `rows` planes of `stride`
   // elements (taps of w, channels of x or of the output). `write`: lines the next step stores to,
   // fetched for ownership (prefetchw) so its stores do not wait for the read that a store to a line
@@ -309,33 +315,63 @@ class PrefetchQueue {
   // (single calls interleaved with other variants', 2 threads, tools/cpu_threads_ab.py; docs/cpu.md,
   // "Prefetching small planes"): B1 C512 7² forward 0.066 → 0.040 ms, B1 C256 14² 0.081 → 0.057;
   // B8 C256 16² (1 KiB planes) was 20 % slower without, so 16² and up keep it.
+  // The queue holds the blocks, not their line addresses: issue() walks them line by line. Until
+  // 2026-12-02 add_rows wrote every line's address to an array, about 700 per row step at the main
+  // shape; that loop and the array's reads held a third of grad_input's own samples and a fifth of
+  // grad_kernel's (perf, tools/cpu_profile.cpp). Measured (tools/cpu_ab.py, 2 threads, GMAC/s,
+  // forward / grad_input / grad_kernel, interleaved with two copies of the old build): main shape
+  // 52.0 / 41.1 / 44.7 → 61.8 / 48.4 / 49.9; B8 C64 56² 54.2 / 42.6 / 46.9 → 63.9 / 48.5 / 48.3; B8 C128
+  // 28² +15 / +12 / +4 %; at stride 2 mixed: B1 C64 112² 26.1 / 20.9 / 18.1 → 24.5 / 22.2 / 22.7.
+  // next_row is forced inline: out of line it cost that stride-2 forward another 10 %.
   static constexpr int64_t kMinPlaneBytes = 1024;
   template <typename T>
   void add_rows(const T* p, int64_t n, int64_t stride, int64_t rows, bool write = false) {
-    if (stride * static_cast<int64_t>(sizeof(T)) < kMinPlaneBytes) return;
-    const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
-    for (int64_t r = 0; r < rows; ++r) {
-      const char* q = reinterpret_cast<const char*>(p + r * stride);
-      const uintptr_t first = reinterpret_cast<uintptr_t>(q) & ~uintptr_t(63);
-      const uintptr_t last = reinterpret_cast<uintptr_t>(q + bytes - 1) & ~uintptr_t(63);
-      for (uintptr_t line = first; line <= last; line += 64) lines_[n_++] = line | uintptr_t(write);
+    const int64_t elem = static_cast<int64_t>(sizeof(T));
+    if (stride * elem < kMinPlaneBytes || n <= 0 || rows <= 0 || n_ == capacity_) return;  // a hint: may drop
+    const Rows b{reinterpret_cast<const char*>(p), n * elem, stride * elem, rows, write};
+    blocks_[n_++] = b;
+    if (b.stride % 64 == 0) {  // every row starts at the same offset in its line
+      lines_ += rows * lines_of(b.p, b.bytes);
+    } else {
+      for (int64_t r = 0; r < rows; ++r) lines_ += lines_of(b.p + r * b.stride, b.bytes);
     }
   }
-  int64_t size() const { return n_; }
+  int64_t size() const { return lines_; }  // lines queued
   void issue(int64_t count) {
-    for (; count > 0 && next_ < n_; --count) {
-      const uintptr_t line = lines_[next_++];
-      if (line & 1)
-        __builtin_prefetch(reinterpret_cast<const char*>(line & ~uintptr_t(1)), 1, 3);
+    for (; count > 0; --count) {
+      if (line_ > last_ && !next_row()) return;
+      if (write_)
+        __builtin_prefetch(reinterpret_cast<const char*>(line_), 1, 3);
       else
-        __builtin_prefetch(reinterpret_cast<const char*>(line), 0, 1);  // to L2 (prefetcht2), see above
+        __builtin_prefetch(reinterpret_cast<const char*>(line_), 0, 1);  // to L2 (prefetcht2), see above
+      line_ += 64;
     }
   }
-  void issue_all() { issue(n_ - next_); }
+  void issue_all() { issue(std::numeric_limits<int64_t>::max()); }
 
  private:
-  uintptr_t* lines_;  // line addresses; bit 0 set: prefetch for writing
-  int64_t n_ = 0, next_ = 0;
+  static int64_t lines_of(const char* q, int64_t bytes) {
+    const uintptr_t first = reinterpret_cast<uintptr_t>(q) >> 6, last = reinterpret_cast<uintptr_t>(q + bytes - 1) >> 6;
+    return static_cast<int64_t>(last - first) + 1;
+  }
+  // Moves to the next queued row; false when none is left.
+  __attribute__((always_inline)) bool next_row() {
+    for (; next_ < n_; ++next_, row_ = 0) {
+      const Rows& b = blocks_[next_];
+      if (row_ < b.rows) {
+        const char* q = b.p + row_++ * b.stride;
+        line_ = reinterpret_cast<uintptr_t>(q) & ~uintptr_t(63);
+        last_ = reinterpret_cast<uintptr_t>(q + b.bytes - 1) & ~uintptr_t(63);
+        write_ = b.write;
+        return true;
+      }
+    }
+    return false;
+  }
+  Rows* blocks_;
+  int64_t capacity_, n_ = 0, next_ = 0, row_ = 0, lines_ = 0;
+  uintptr_t line_ = 64, last_ = 0;  // the current row's next line and its last (line_ > last_: none)
+  bool write_ = false;
 };
 
 // The first `count` lanes of `v` to dst[0..count) with one masked store, where the ISA has one.
@@ -673,9 +709,9 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
   const int64_t extra_rows = (R - 1) * g.s;
   const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad, extra_rows);
   const int64_t window_rows = g.K + (R - 1) * kshift;
-  const int64_t pf_n = PrefetchQueue::capacity<T>(R * (g.KK + g.Cg * g.s + g.Cg), std::max(g.W, g.Wo));
+  const int64_t pf_n = PrefetchQueue::capacity(R, g.s);
   Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(R * g.KK * wbuf_stride) + 3 * Carver::bytes<int64_t>(g.K) +
-                      2 * Carver::bytes<WindowRow>(window_rows) + Carver::bytes<uintptr_t>(pf_n),
+                      2 * Carver::bytes<WindowRow>(window_rows) + Carver::bytes<PrefetchQueue::Rows>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
   const int64_t cb_max = pairs ? kPairBlock : kBlock;
@@ -686,7 +722,7 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
     Carver carve(scratch.thread_part());
     InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n), extra_rows);
     ring.clear();
-    PrefetchQueue prefetch(carve.take<uintptr_t>(pf_n));
+    PrefetchQueue prefetch(carve.take<PrefetchQueue::Rows>(pf_n), pf_n);
     A* wbuf = carve.take<A>(R * g.KK * wbuf_stride);
     // Column taps: x at the ring's phase-split column of tap j; w at tap j's plane, in place or staged.
     int64_t* xcol = carve.take<int64_t>(g.K);
@@ -781,10 +817,10 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
   const int64_t plane = g.Ho * g.Wo;
   const int64_t extra_rows = (R - 1) * g.s;
   const int64_t ring_n = InputRing<T, A>::elements(g, wo_pad, extra_rows);
-  const int64_t pf_n = PrefetchQueue::capacity<T>(R * (g.Cg + g.Cg * g.s + g.KK), std::max(g.W, g.Wo));
+  const int64_t pf_n = PrefetchQueue::capacity(R, g.s);
   const int64_t max_taps = R * g.KK;  // per list
   Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(R * g.Cg * wo_pad) + 7 * Carver::bytes<int64_t>(max_taps) +
-                      Carver::bytes<uintptr_t>(pf_n),
+                      Carver::bytes<PrefetchQueue::Rows>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
   const int64_t kernel_calls = ceil_div(R * g.KK, kBlock) * ceil_div(g.Wo, V::n);  // per row step, about
@@ -794,7 +830,7 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
     Carver carve(scratch.thread_part());
     InputRing<T, A> ring(g, wo_pad, carve.take<A>(ring_n), extra_rows);
     ring.clear();
-    PrefetchQueue prefetch(carve.take<uintptr_t>(pf_n));
+    PrefetchQueue prefetch(carve.take<PrefetchQueue::Rows>(pf_n), pf_n);
     A* gbuf = carve.take<A>(R * g.Cg * wo_pad);  // [h][c][wo_pad]
     zero(gbuf, R * g.Cg * wo_pad);               // the columns past Wo stay zero
     // Tap lists of a row step: taps both output rows read (x offset, tap of row 0, tap of row 1), and
@@ -922,10 +958,10 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
   const int64_t window_rows = g.K + R - 1;
   const int64_t cb_max = pairs ? kPairBlock : kBlock;
 
-  const int64_t pf_n = PrefetchQueue::capacity<T>(R * (2 * g.Cg + g.KK), std::max(g.W, g.Wo));
+  const int64_t pf_n = PrefetchQueue::capacity(R, g.s);
   Scratch scratch(Carver::bytes<A>(g.Cg * gstride) + Carver::bytes<A>(g.KK * gstride) +
                       2 * Carver::bytes<int64_t>(g.s * g.K) + Carver::bytes<ColumnTaps>(g.s) +
-                      Carver::bytes<WindowRow>(window_rows) + Carver::bytes<uintptr_t>(pf_n),
+                      Carver::bytes<WindowRow>(window_rows) + Carver::bytes<PrefetchQueue::Rows>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
   const int64_t kernel_calls = g.s * ceil_div(g.Cg, cb_max) * ceil_div(m_max, V::n);  // per row step
@@ -947,7 +983,7 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
       cols[r] = ColumnTaps{n, xcol + r * g.K, wcol + r * g.K};
     }
     WindowRow* rows = carve.take<WindowRow>(window_rows);
-    PrefetchQueue prefetch(carve.take<uintptr_t>(pf_n));
+    PrefetchQueue prefetch(carve.take<PrefetchQueue::Rows>(pf_n), pf_n);
     typename V::type acc0[kBlock], acc1[kBlock];
 
 #pragma omp for schedule(dynamic, 1)
