@@ -102,8 +102,12 @@ def test_run_writes_a_schema_valid_file_with_samples_counts_memory_and_roofline(
     assert len(summary.records) == 4 and summary.out == out
 
 
-def test_workers_get_torch_huge_page_allocation_unless_the_user_sets_it(tmp_path, monkeypatch):
-    from invobench.env import fingerprint
+@pytest.mark.parametrize("name, user_value", [
+    ("THP_MEM_ALLOC_ENABLE", "0"),  # torch's huge pages for tensors >= 2 MiB
+    ("GLIBC_TUNABLES", ""),  # large blocks kept on glibc's heap; empty: the system's behaviour
+])
+def test_workers_get_the_measurement_environment_unless_the_user_sets_it(tmp_path, monkeypatch, name, user_value):
+    from invobench.env import WORKER_ENV_DEFAULTS, fingerprint
 
     def worker_env() -> dict:
         worker = WorkerProcess(tmp_path)
@@ -113,29 +117,10 @@ def test_workers_get_torch_huge_page_allocation_unless_the_user_sets_it(tmp_path
         finally:
             worker.stop()
 
-    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
-    assert worker_env()["THP_MEM_ALLOC_ENABLE"] == "1"
-    assert fingerprint()["env"]["THP_MEM_ALLOC_ENABLE"] == "1"
-    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")  # a user's choice wins, and the record says so
-    assert worker_env()["THP_MEM_ALLOC_ENABLE"] == "0"
-    assert fingerprint()["env"]["THP_MEM_ALLOC_ENABLE"] == "0"
-
-
-def test_workers_keep_large_blocks_on_the_heap_unless_the_user_sets_glibc_tunables(tmp_path, monkeypatch):
-    from invobench.env import CPU_HEAP_TUNABLES, fingerprint
-
-    def worker_env() -> dict:
-        worker = WorkerProcess(tmp_path)
-        worker.start()
-        try:
-            return worker.hello["env"]
-        finally:
-            worker.stop()
-
-    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    assert worker_env()["GLIBC_TUNABLES"] == CPU_HEAP_TUNABLES == fingerprint()["env"]["GLIBC_TUNABLES"]
-    monkeypatch.setenv("GLIBC_TUNABLES", "")  # the system's allocator behaviour, recorded as such
-    assert worker_env()["GLIBC_TUNABLES"] == "" == fingerprint()["env"]["GLIBC_TUNABLES"]
+    monkeypatch.delenv(name, raising=False)
+    assert worker_env()[name] == WORKER_ENV_DEFAULTS[name] == fingerprint()["env"][name]
+    monkeypatch.setenv(name, user_value)  # a user's choice wins, and the record says so
+    assert worker_env()[name] == user_value == fingerprint()["env"][name]
 
 
 _RSS_SCRIPT = """
