@@ -46,8 +46,8 @@ def cpu_peak_bytes(call: Callable[[], object]) -> int:
     return peak
 
 
-def release_cpu_heap() -> bool:
-    """Return the C heap's free pages to the OS (glibc's malloc_trim); False where there is no such call.
+def release_cpu_heap() -> None:
+    """Return the C heap's free pages to the OS (glibc's malloc_trim); nothing where there is no such call.
 
     Benchmark workers keep large blocks on the heap between calls (env.CPU_HEAP_TUNABLES), so a case's
     buffers stay resident after it; the worker calls this after each case, as it empties the CUDA cache,
@@ -58,10 +58,9 @@ def release_cpu_heap() -> bool:
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (AttributeError, OSError):  # not glibc (musl, macOS, Windows)
-        return False
+        return
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     trim(0)
-    return True
 
 
 def cuda_peak_bytes(call: Callable[[], object], device: str = "cuda") -> int:
