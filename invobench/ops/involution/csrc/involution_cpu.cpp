@@ -25,7 +25,8 @@
 //   as large as w), and without that each store to a line not in cache waits for its read.
 // - bf16/fp16 are widened to fp32 when staged and rounded once on store; double runs in double (gradcheck).
 // - grad-input is computed in gather form (each input pixel sums over the output pixels that read it),
-//   the same micro-kernel as the forward with w and grad_out staged in padded rings: no scatter, no atomics.
+//   the same micro-kernel as the forward with grad_out staged in a padded ring and w read in place with
+//   masked loads (AVX-512; elsewhere staged in a padded ring too): no scatter, no atomics.
 // - GCC folds a load into every FMA that uses it when it can; `register_barrier` keeps a shared x
 //   vector in a register, or the pair's second FMA would load it again.
 // - Inputs that are not NCHW-contiguous (channels_last, slices) are made contiguous by the caller
@@ -415,6 +416,32 @@ inline bool masked_store(A* dst, typename Vec<A, NB>::type v, int64_t count) {
   return false;
 }
 
+// A vector whose lane k is p[k] where bit k of `bits` is set and zero elsewhere; the memory of the
+// zero lanes is not read, so it may lie outside any allocation. grad_input reads w in place with it: a
+// vector of columns near the image's edge has taps whose columns fall outside the row. AVX-512 builds
+// only (mask registers; the load costs what an unmasked one does); elsewhere kHasMaskedLoad is false and
+// grad_input stages w in a zero-padded ring instead.
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+constexpr bool kHasMaskedLoad = true;
+#else
+constexpr bool kHasMaskedLoad = false;
+#endif
+template <typename A, int NB>
+inline typename Vec<A, NB>::type masked_load(const A* p, uint32_t bits) {
+  using VT = typename Vec<A, NB>::type;
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+  constexpr bool f32 = std::is_same<A, float>::value;
+  if constexpr (NB == 64 && f32) return (VT)_mm512_maskz_loadu_ps(static_cast<__mmask16>(bits), p);
+  else if constexpr (NB == 64) return (VT)_mm512_maskz_loadu_pd(static_cast<__mmask8>(bits), p);
+  else if constexpr (NB == 32 && f32) return (VT)_mm256_maskz_loadu_ps(static_cast<__mmask8>(bits), p);
+  else return (VT)_mm256_maskz_loadu_pd(static_cast<__mmask8>(bits), p);
+#else
+  static_assert(sizeof(A) == 0, "masked_load needs AVX-512VL: callers check kHasMaskedLoad");
+  (void)p, (void)bits;
+  return VT{};
+#endif
+}
+
 // Store `count` (≤ one vector) lanes of `v` to dst[k·step].
 template <typename T, typename A, int NB>
 inline void store_lanes(T* dst, typename Vec<A, NB>::type v, int64_t count, int64_t step) {
@@ -576,14 +603,21 @@ struct InputRing {
 // pair, H1: the second) times the x vectors of the CB channels. Each x vector is loaded once and used
 // by both rows, each w vector once and used by all CB channels: 2·CB FMAs per 2 + CB loads.
 // Column tap jj reads x at xr + xcol[jj] (+ c·cstride) and w at w0/w1 + wcol[jj].
-template <int CB, bool H0, bool H1, typename A, int NB>
-inline void pair_row(int64_t nj, const int64_t* xcol, const int64_t* wcol, const A* xr, int64_t cstride, const A* w0,
-                     const A* w1, typename Vec<A, NB>::type (&a0)[CB], typename Vec<A, NB>::type (&a1)[CB]) {
+// MASKED: w is loaded with wmask[jj]'s lanes only (the others zero), for w read in place near an edge.
+template <int CB, bool H0, bool H1, bool MASKED, typename A, int NB>
+inline void pair_row(int64_t nj, const int64_t* xcol, const int64_t* wcol, const uint32_t* wmask, const A* xr,
+                     int64_t cstride, const A* w0, const A* w1, typename Vec<A, NB>::type (&a0)[CB],
+                     typename Vec<A, NB>::type (&a1)[CB]) {
   using V = Vec<A, NB>;
   for (int64_t jj = 0; jj < nj; ++jj) {
     typename V::type wv0{}, wv1{};
-    if constexpr (H0) wv0 = V::load(w0 + wcol[jj]);
-    if constexpr (H1) wv1 = V::load(w1 + wcol[jj]);
+    if constexpr (MASKED) {
+      if constexpr (H0) wv0 = masked_load<A, NB>(w0 + wcol[jj], wmask[jj]);
+      if constexpr (H1) wv1 = masked_load<A, NB>(w1 + wcol[jj], wmask[jj]);
+    } else {
+      if constexpr (H0) wv0 = V::load(w0 + wcol[jj]);
+      if constexpr (H1) wv1 = V::load(w1 + wcol[jj]);
+    }
     const A* xq = xr + xcol[jj];
 #pragma GCC unroll 16
     for (int c = 0; c < CB; ++c) {
@@ -603,17 +637,20 @@ struct WindowRow {
   int64_t xoff, w0, w1;
 };
 
-// The column taps of a window: nj pairs of (x offset, w offset) within a row.
+// The column taps of a window: nj pairs of (x offset, w offset) within a row, and for a masked
+// window_sum the lanes of each tap's w vector to load (the others are zero).
 struct ColumnTaps {
   int64_t nj;
   const int64_t* xcol;
   const int64_t* wcol;
+  const uint32_t* wmask = nullptr;
 };
 
 // out0/out1[c] = Σ over the window's rows and column taps of w · x for CB channels and one vector of
 // output columns of the first/second output row (PAIR) or of one output row (!PAIR). The forward and
-// grad-input share it: in grad-input grad_out plays x and w is read from a staged ring.
-template <int CB, bool PAIR, typename A, int NB>
+// grad-input share it: in grad-input grad_out plays x (from a staged ring), and w is read in place with
+// masked loads (MASKED, AVX-512 builds) or from a staged ring.
+template <int CB, bool PAIR, bool MASKED, typename A, int NB>
 inline void window_sum(int64_t nrows, const WindowRow* rows, ColumnTaps cols, const A* xp, int64_t cstride,
                        const A* wp, typename Vec<A, NB>::type* out0, typename Vec<A, NB>::type* out1) {
   using V = Vec<A, NB>;
@@ -624,11 +661,14 @@ inline void window_sum(int64_t nrows, const WindowRow* rows, ColumnTaps cols, co
     const WindowRow& row = rows[m];
     const A* xr = xp + row.xoff;
     if (PAIR && row.w0 >= 0 && row.w1 >= 0) {
-      pair_row<CB, true, PAIR, A, NB>(cols.nj, cols.xcol, cols.wcol, xr, cstride, wp + row.w0, wp + row.w1, a0, a1);
+      pair_row<CB, true, PAIR, MASKED, A, NB>(cols.nj, cols.xcol, cols.wcol, cols.wmask, xr, cstride, wp + row.w0,
+                                              wp + row.w1, a0, a1);
     } else if (row.w0 >= 0) {
-      pair_row<CB, true, false, A, NB>(cols.nj, cols.xcol, cols.wcol, xr, cstride, wp + row.w0, nullptr, a0, a1);
+      pair_row<CB, true, false, MASKED, A, NB>(cols.nj, cols.xcol, cols.wcol, cols.wmask, xr, cstride, wp + row.w0,
+                                               nullptr, a0, a1);
     } else if (PAIR) {
-      pair_row<CB, false, PAIR, A, NB>(cols.nj, cols.xcol, cols.wcol, xr, cstride, nullptr, wp + row.w1, a0, a1);
+      pair_row<CB, false, PAIR, MASKED, A, NB>(cols.nj, cols.xcol, cols.wcol, cols.wmask, xr, cstride, nullptr,
+                                               wp + row.w1, a0, a1);
     }
   }
 #pragma GCC unroll 16
@@ -652,10 +692,10 @@ constexpr int kPairBlock = 8;
 constexpr int kPairBlock = 6;
 #endif
 
-template <typename A, int NB>
+template <bool MASKED, typename A, int NB>
 inline void window_sum_dispatch(bool pair, int cb, int64_t nrows, const WindowRow* rows, ColumnTaps cols, const A* xp,
                                 int64_t cstride, const A* wp, typename Vec<A, NB>::type* out0, typename Vec<A, NB>::type* out1) {
-#define INVOBENCH_WS(n, P) window_sum<n, P, A, NB>(nrows, rows, cols, xp, cstride, wp, out0, out1)
+#define INVOBENCH_WS(n, P) window_sum<n, P, MASKED, A, NB>(nrows, rows, cols, xp, cstride, wp, out0, out1)
   if (pair) {
     switch (cb) {
       case 1: INVOBENCH_WS(1, true); break;
@@ -785,8 +825,9 @@ bool forward_kernel(const T* x, const T* w, T* out, const Geometry& g, int nthre
             const bool place = wv < place_end;
             const A* wp = place ? reinterpret_cast<const A*>(wg) + ho * g.Wo + wv : wbuf + (wv - full_end);
             prefetch.issue(prefetch_per_call);
-            window_sum_dispatch<A, NB>(pair, cb, nrows, place ? rows_place : rows_buf, place ? cols_place : cols_buf,
-                                   ring.buf + c0 * ring.cstride + wv, ring.cstride, wp, acc0, acc1);
+            window_sum_dispatch<false, A, NB>(pair, cb, nrows, place ? rows_place : rows_buf,
+                                              place ? cols_place : cols_buf, ring.buf + c0 * ring.cstride + wv,
+                                              ring.cstride, wp, acc0, acc1);
             const int64_t count = std::min<int64_t>(V::n, g.Wo - wv);
             for (int64_t h = 0; h < nh; ++h) {
               const typename V::type* acc = h == 0 ? acc0 : acc1;
@@ -820,10 +861,17 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
   const int64_t pf_n = PrefetchQueue::capacity(R, g.s);
   const int64_t max_taps = R * g.KK;  // per list
   Scratch scratch(Carver::bytes<A>(ring_n) + Carver::bytes<A>(R * g.Cg * wo_pad) + 7 * Carver::bytes<int64_t>(max_taps) +
+                      Carver::bytes<int64_t>(g.K) +
                       Carver::bytes<PrefetchQueue::Rows>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
   const int64_t kernel_calls = ceil_div(R * g.KK, kBlock) * ceil_div(g.Wo, V::n);  // per row step, about
+  // fp32/double read grad_out in place, as the forward reads w, a row's partial last vector too: its
+  // lanes past Wo read the next row and give sums that are never stored. Only a step whose reads would
+  // pass the end of grad_out (the last rows of the last image) stages its rows, zero-padded; 16-bit
+  // types always do, widened. Staging every step measured 0–11 % slower (B8 C512 7² the most; docs/cpu.md).
+  constexpr bool g_in_place = std::is_same<T, A>::value;
+  const int64_t g_elements = g.B * g.C * plane;
 
 #pragma omp parallel num_threads(nthreads)
   {
@@ -840,6 +888,10 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
     int64_t* both_t1 = carve.take<int64_t>(max_taps);
     int64_t* only_x[2] = {carve.take<int64_t>(max_taps), carve.take<int64_t>(max_taps)};
     int64_t* only_t[2] = {carve.take<int64_t>(max_taps), carve.take<int64_t>(max_taps)};
+    // Tap column j's offset within a ring slot, once: computed per tap and row step (a division and a
+    // modulo each), it held 4 % of grad_kernel's samples at B8 C128 28² (perf).
+    int64_t* xcol = carve.take<int64_t>(g.K);
+    for (int64_t j = 0; j < g.K; ++j) xcol[j] = ring.col_offset(j);
     typename V::type acc0[kBlock], acc1[kBlock];
 
 #pragma omp for schedule(dynamic, 1)
@@ -857,9 +909,16 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
         const int64_t r_lo = ho * g.s - g.p, r_hi = r_lo + (nh - 1) * g.s + (g.K - 1) * g.d;
         for (int64_t r = std::max(next_row, r_lo); r <= r_hi; ++r) ring.fill(xg, r);
         next_row = r_hi + 1;
-        for (int64_t h = 0; h < nh; ++h)
-          for (int64_t c = 0; c < g.Cg; ++c)
-            stage(gbuf + (h * g.Cg + c) * wo_pad, gg + c * plane + (ho + h) * g.Wo, g.Wo, g.Wo);
+        // grad_out of the step's rows: channel c of row h at gp + h·grow + c·gstride.
+        const int64_t g_reach = (b * g.C + gi * g.Cg + g.Cg - 1) * plane + (ho + nh - 1) * g.Wo + wo_pad;
+        const bool g_place = g_in_place && g_reach <= g_elements;
+        const A* gp = g_place ? reinterpret_cast<const A*>(gg) + ho * g.Wo : gbuf;
+        const int64_t gstride = g_place ? plane : wo_pad, grow = g_place ? g.Wo : g.Cg * wo_pad;
+        if (!g_place) {
+          for (int64_t h = 0; h < nh; ++h)
+            for (int64_t c = 0; c < g.Cg; ++c)
+              stage(gbuf + (h * g.Cg + c) * wo_pad, gg + c * plane + (ho + h) * g.Wo, g.Wo, g.Wo);
+        }
         prefetch.issue_all();  // what the previous step's calls left
         prefetch.reset();
         if (ho + nh < h1) {
@@ -875,13 +934,14 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
           const int64_t r = r_lo + m * g.d;
           const auto [i0, i1] = pair_tap_rows(m, g.K, kshift, pair);
           if (i0 < 0 && i1 < 0) continue;  // a row between the two windows (s > d): neither reads it
+          const int64_t slot = r >= 0 && r < g.H ? ring.slot_offset(r) : 0;
           for (int64_t j = 0; j < g.K; ++j) {
             if (r < 0 || r >= g.H) {  // the tap reads only padding: its gradient is zero
               if (i0 >= 0) std::fill_n(gwg + (i0 * g.K + j) * plane + ho * g.Wo, g.Wo, narrow<T>(A(0)));
               if (i1 >= 0) std::fill_n(gwg + (i1 * g.K + j) * plane + (ho + 1) * g.Wo, g.Wo, narrow<T>(A(0)));
               continue;
             }
-            const int64_t xo = ring.slot_offset(r) + ring.col_offset(j);
+            const int64_t xo = slot + xcol[j];
             if (i0 >= 0 && i1 >= 0) {
               both_x[n_both] = xo, both_t0[n_both] = i0 * g.K + j, both_t1[n_both] = i1 * g.K + j, ++n_both;
             } else {
@@ -896,8 +956,8 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
           for (int64_t t0 = 0; t0 < n_both; t0 += kPairTaps) {
             const int tb = static_cast<int>(std::min<int64_t>(kPairTaps, n_both - t0));
             prefetch.issue(prefetch_per_call);
-            channel_sum_dispatch<A, NB>(true, tb, g.Cg, both_x + t0, ring.buf + wv, ring.cstride, gbuf + wv, wo_pad,
-                                    g.Cg * wo_pad, acc0, acc1);
+            channel_sum_dispatch<A, NB>(true, tb, g.Cg, both_x + t0, ring.buf + wv, ring.cstride, gp + wv, gstride, grow,
+                                        acc0, acc1);
             for (int t = 0; t < tb; ++t) {
               store_row<T, A, NB>(out_row + both_t0[t0 + t] * plane, acc0[t], count);
               store_row<T, A, NB>(out_row + both_t1[t0 + t] * plane + g.Wo, acc1[t], count);
@@ -907,8 +967,8 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
             for (int64_t t0 = 0; t0 < n_only[h]; t0 += kBlock) {
               const int tb = static_cast<int>(std::min<int64_t>(kBlock, n_only[h] - t0));
               prefetch.issue(prefetch_per_call);
-              channel_sum_dispatch<A, NB>(false, tb, g.Cg, only_x[h] + t0, ring.buf + wv, ring.cstride,
-                                      gbuf + h * g.Cg * wo_pad + wv, wo_pad, 0, acc0, acc1);
+              channel_sum_dispatch<A, NB>(false, tb, g.Cg, only_x[h] + t0, ring.buf + wv, ring.cstride, gp + h * grow + wv,
+                                          gstride, 0, acc0, acc1);
               for (int t = 0; t < tb; ++t)
                 store_row<T, A, NB>(out_row + only_t[h][t0 + t] * plane + h * g.Wo, acc0[t], count);
             }
@@ -957,11 +1017,19 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
   const int64_t gstride = slots * Lg + 16;
   const int64_t window_rows = g.K + R - 1;
   const int64_t cb_max = pairs ? kPairBlock : kBlock;
+  // w in place (fp32/double where the build has masked loads): tap j's w vector is read from w itself,
+  // its lanes whose output column falls outside the row masked to zero (no read), instead of being
+  // staged into a zero-padded ring. The ring copied all of w once per call: at B8 C128 28² that copy
+  // was a quarter of grad_input's time (perf). grad_out stays staged: its zero padding is what makes
+  // a masked lane's product zero, and its Cg rows per output row are a quarter of w's K² rows.
+  constexpr bool w_in_place = std::is_same<T, A>::value && kHasMaskedLoad;
+  const int64_t wring_n = w_in_place ? 0 : g.KK * gstride;
+  const int64_t w_row = w_in_place ? plane : gstride;  // tap stride of the w rows read
 
   const int64_t pf_n = PrefetchQueue::capacity(R, g.s);
-  Scratch scratch(Carver::bytes<A>(g.Cg * gstride) + Carver::bytes<A>(g.KK * gstride) +
-                      2 * Carver::bytes<int64_t>(g.s * g.K) + Carver::bytes<ColumnTaps>(g.s) +
-                      Carver::bytes<WindowRow>(window_rows) + Carver::bytes<PrefetchQueue::Rows>(pf_n),
+  Scratch scratch(Carver::bytes<A>(g.Cg * gstride) + Carver::bytes<A>(wring_n) + 2 * Carver::bytes<int64_t>(g.s * g.K) +
+                      Carver::bytes<uint32_t>(g.K) + Carver::bytes<ColumnTaps>(g.s) + Carver::bytes<WindowRow>(window_rows) +
+                      Carver::bytes<PrefetchQueue::Rows>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
   const int64_t kernel_calls = g.s * ceil_div(g.Cg, cb_max) * ceil_div(m_max, V::n);  // per row step
@@ -970,17 +1038,19 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
   {
     Carver carve(scratch.thread_part());
     A* gring = carve.take<A>(g.Cg * gstride);
-    A* wring = carve.take<A>(g.KK * gstride);
+    A* wring = carve.take<A>(wring_n);
     zero(gring, g.Cg * gstride);  // padding columns are never written again: rows copy only their Wo values
-    zero(wring, g.KK * gstride);
-    // Column taps of phase r: grad_out at column e_j of a ring row, w at tap j's ring row, same column.
+    zero(wring, wring_n);
+    // Column taps of phase r: grad_out at column e_j of a ring row, w at tap j's row (in w or in the
+    // ring), same column.
     int64_t* xcol = carve.take<int64_t>(g.s * g.K);
     int64_t* wcol = carve.take<int64_t>(g.s * g.K);
+    uint32_t* wmask = carve.take<uint32_t>(g.K);  // w in place: the lanes of each tap's w vector in the row
     ColumnTaps* cols = carve.take<ColumnTaps>(g.s);
     for (int64_t r = 0; r < g.s; ++r) {
       int64_t n = 0;
-      for (const auto& [j, e] : col_taps[r]) xcol[r * g.K + n] = e, wcol[r * g.K + n] = j * gstride + e, ++n;
-      cols[r] = ColumnTaps{n, xcol + r * g.K, wcol + r * g.K};
+      for (const auto& [j, e] : col_taps[r]) xcol[r * g.K + n] = e, wcol[r * g.K + n] = j * w_row + e, ++n;
+      cols[r] = ColumnTaps{n, xcol + r * g.K, wcol + r * g.K, w_in_place ? wmask : nullptr};
     }
     WindowRow* rows = carve.take<WindowRow>(window_rows);
     PrefetchQueue prefetch(carve.take<PrefetchQueue::Rows>(pf_n), pf_n);
@@ -1017,18 +1087,19 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
             A* dst = gring + c * gstride + slot;
             stage(dst + pad_left, gg + c * plane + next_ho * g.Wo, g.Wo, g.Wo);
           }
-          for (int64_t tap = 0; tap < g.KK; ++tap) {
+          for (int64_t tap = 0; tap < (w_in_place ? 0 : g.KK); ++tap) {
             A* dst = wring + tap * gstride + slot;
             stage(dst + pad_left, wg + tap * plane + next_ho * g.Wo, g.Wo, g.Wo);
           }
         }
-        // The window's grad_out rows, with the w ring rows of their taps for each input row of the step.
+        // The window's grad_out rows, with the w rows of their taps (tap row i of output row ho: in w,
+        // or in the ring slot of ho) for each input row of the step.
         int64_t nrows = 0;
+        auto w_rows = [&](int64_t ho, int64_t i) { return i * g.K * w_row + (w_in_place ? ho * g.Wo : (ho % slots) * Lg); };
         if (pair) {  // s = d = 1: rows ho = y + p − i of input row y, i + 1 for row y + 1
           for (int64_t ho = std::max<int64_t>(0, y + g.p - g.K + 1); ho <= std::min(g.Ho - 1, y + 1 + g.p); ++ho) {
             const int64_t i0 = y + g.p - ho, i1 = i0 + 1, slot = (ho % slots) * Lg;
-            rows[nrows++] = WindowRow{slot, i0 >= 0 && i0 < g.K ? slot + i0 * g.K * gstride : -1,
-                                      i1 < g.K ? slot + i1 * g.K * gstride : -1};
+            rows[nrows++] = WindowRow{slot, i0 >= 0 && i0 < g.K ? w_rows(ho, i0) : -1, i1 < g.K ? w_rows(ho, i1) : -1};
           }
         } else {
           for (int64_t i = 0; i < g.K; ++i) {
@@ -1036,8 +1107,7 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
             if (floor_div(t, g.s) * g.s != t) continue;
             const int64_t ho = floor_div(t, g.s);
             if (ho < 0 || ho >= g.Ho) continue;
-            const int64_t slot = (ho % slots) * Lg;
-            rows[nrows++] = WindowRow{slot, slot + i * g.K * gstride, -1};
+            rows[nrows++] = WindowRow{(ho % slots) * Lg, w_rows(ho, i), -1};
           }
         }
         for (int64_t r = 0; r < g.s; ++r) {
@@ -1047,8 +1117,20 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
             for (int64_t mv = 0; mv < m_r; mv += V::n) {
               const int cb = static_cast<int>(std::min<int64_t>(cb_max, g.Cg - c0));
               prefetch.issue(prefetch_per_call);
-              window_sum_dispatch<A, NB>(pair, cb, nrows, rows, cols[r], gring + c0 * gstride + mv + pad_left, gstride,
-                                     wring + mv + pad_left, acc0, acc1);
+              const A* gp = gring + c0 * gstride + mv + pad_left;
+              if constexpr (w_in_place) {
+                // Tap jj reads output columns mv + e + lane: the lanes in [0, Wo).
+                for (int64_t jj = 0; jj < cols[r].nj; ++jj) {
+                  const int64_t col = mv + cols[r].xcol[jj];
+                  const int64_t lo = std::max<int64_t>(0, -col), hi = std::min<int64_t>(V::n, g.Wo - col);
+                  wmask[jj] = hi > lo ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u;  // V::n ≤ 16 lanes
+                }
+                window_sum_dispatch<true, A, NB>(pair, cb, nrows, rows, cols[r], gp, gstride,
+                                                 reinterpret_cast<const A*>(wg) + mv, acc0, acc1);
+              } else {
+                window_sum_dispatch<false, A, NB>(pair, cb, nrows, rows, cols[r], gp, gstride, wring + mv + pad_left, acc0,
+                                                  acc1);
+              }
               const int64_t count = std::min<int64_t>(V::n, m_r - mv);
               for (int64_t h = 0; h < nh; ++h) {
                 const typename V::type* acc = h == 0 ? acc0 : acc1;
