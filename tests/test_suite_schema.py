@@ -46,6 +46,17 @@ def test_paper_suite_has_the_rednet50_shapes():
     assert compiled and {i.pass_ for i in compiled} == {"fwd"} and {i.case.B for i in compiled} == {1}
 
 
+def test_cpu_suite_runs_every_form_issue_9_compares_with_at_every_case():
+    """Issue 9's target is 'faster than the best of eager / unfold / compile': each cpu record needs
+    all three (and the depthwise conv, the roofline peer) in the same case and pass."""
+    items = expand_suite(load_suite("cpu", KNOWN), KNOWN)
+    by_case: dict = {}
+    for i in items:
+        by_case.setdefault((i.case.B, i.case.C, i.case.H, i.pass_), set()).add(i.variant)
+    assert len(by_case) == 18
+    assert all(v >= {"cpu", "eager", "unfold", "compile", "depthwise"} for v in by_case.values()), by_case
+
+
 def test_zip_and_product_expand_in_order_with_stable_ids():
     loaded = suite("""
         variants: [involution.eager]
