@@ -205,8 +205,9 @@ def test_sanitizers_find_no_out_of_bounds_access(tmp_path):
 @pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])
 def test_kernels_built_for_older_isas_agree_with_a_naive_loop(tmp_path, march):
     """The extension is built with -march=native, so on an AVX-512 machine the AVX2 and SSE code paths
-    (grad_input's staged w ring, AVX2's masked stores, the generic vector width) would go untested:
-    tools/cpu_asan.cpp, without sanitizers (~4 s to build), compiled for those ISAs, runs here too."""
+    (AVX2's masked loads and stores; SSE's staged w ring in grad_input and its generic vector width)
+    would go untested: tools/cpu_asan.cpp, without sanitizers (~4 s to build), compiled for those ISAs,
+    runs here too."""
     import platform
     import shutil
     import subprocess

@@ -26,7 +26,7 @@
 // - bf16/fp16 are widened to fp32 when staged and rounded once on store; double runs in double (gradcheck).
 // - grad-input is computed in gather form (each input pixel sums over the output pixels that read it),
 //   the same micro-kernel as the forward with grad_out staged in a padded ring and w read in place with
-//   masked loads (AVX-512; elsewhere staged in a padded ring too): no scatter, no atomics.
+//   masked loads (AVX-512, AVX2; elsewhere staged in a padded ring too): no scatter, no atomics.
 // - GCC folds a load into every FMA that uses it when it can; `register_barrier` keeps a shared x
 //   vector in a register, or the pair's second FMA would load it again.
 // - Inputs that are not NCHW-contiguous (channels_last, slices) are made contiguous by the caller
@@ -418,10 +418,11 @@ inline bool masked_store(A* dst, typename Vec<A, NB>::type v, int64_t count) {
 
 // A vector whose lane k is p[k] where bit k of `bits` is set and zero elsewhere; the memory of the
 // zero lanes is not read, so it may lie outside any allocation. grad_input reads w in place with it: a
-// vector of columns near the image's edge has taps whose columns fall outside the row. AVX-512 builds
-// only (mask registers; the load costs what an unmasked one does); elsewhere kHasMaskedLoad is false and
-// grad_input stages w in a zero-padded ring instead.
-#if defined(__AVX512F__) && defined(__AVX512VL__)
+// vector of columns near the image's edge has taps whose columns fall outside the row. AVX-512 (mask
+// registers: the load costs what an unmasked one does) and AVX2 (vmaskmov, the mask vector built from
+// the bits: three more instructions) builds; elsewhere kHasMaskedLoad is false and grad_input stages w
+// in a zero-padded ring instead.
+#if (defined(__AVX512F__) && defined(__AVX512VL__)) || defined(__AVX2__)
 constexpr bool kHasMaskedLoad = true;
 #else
 constexpr bool kHasMaskedLoad = false;
@@ -435,8 +436,19 @@ inline typename Vec<A, NB>::type masked_load(const A* p, uint32_t bits) {
   else if constexpr (NB == 64) return (VT)_mm512_maskz_loadu_pd(static_cast<__mmask8>(bits), p);
   else if constexpr (NB == 32 && f32) return (VT)_mm256_maskz_loadu_ps(static_cast<__mmask8>(bits), p);
   else return (VT)_mm256_maskz_loadu_pd(static_cast<__mmask8>(bits), p);
+#elif defined(__AVX2__)
+  static_assert(NB == 32, "AVX2 builds have 32-byte vectors only");
+  if constexpr (std::is_same<A, float>::value) {
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i mask = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane_bit), lane_bit);
+    return (VT)_mm256_maskload_ps(p, mask);
+  } else {
+    const __m256i lane_bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    const __m256i mask = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), lane_bit), lane_bit);
+    return (VT)_mm256_maskload_pd(p, mask);
+  }
 #else
-  static_assert(sizeof(A) == 0, "masked_load needs AVX-512VL: callers check kHasMaskedLoad");
+  static_assert(sizeof(A) == 0, "masked_load needs AVX-512VL or AVX2: callers check kHasMaskedLoad");
   (void)p, (void)bits;
   return VT{};
 #endif
@@ -649,7 +661,7 @@ struct ColumnTaps {
 // out0/out1[c] = Σ over the window's rows and column taps of w · x for CB channels and one vector of
 // output columns of the first/second output row (PAIR) or of one output row (!PAIR). The forward and
 // grad-input share it: in grad-input grad_out plays x (from a staged ring), and w is read in place with
-// masked loads (MASKED, AVX-512 builds) or from a staged ring.
+// masked loads (MASKED: AVX-512 and AVX2 builds) or from a staged ring.
 template <int CB, bool PAIR, bool MASKED, typename A, int NB>
 inline void window_sum(int64_t nrows, const WindowRow* rows, ColumnTaps cols, const A* xp, int64_t cstride,
                        const A* wp, typename Vec<A, NB>::type* out0, typename Vec<A, NB>::type* out1) {
