@@ -180,10 +180,9 @@ def test_cache_key_covers_source_flags_and_cpu(monkeypatch):
     assert cpu.extension_name() != name
 
 
-@pytest.mark.slow
-def test_sanitizers_find_no_out_of_bounds_access(tmp_path):
-    """tools/cpu_asan.cpp under AddressSanitizer and UBSan: exact-sized buffers, so a vector read one
-    element past w (the forward's in-place partial vectors) is reported. ~50 s to compile, hence slow."""
+def _run_kernel_harness(tmp_path, name: str, flags: list[str]) -> None:
+    """Build tools/cpu_asan.cpp (the three kernels on edge shapes against a naive double loop, in
+    exact-sized buffers) with `flags`, run it, and require every shape to print "ok"."""
     import shutil
     import subprocess
     from pathlib import Path
@@ -192,38 +191,34 @@ def test_sanitizers_find_no_out_of_bounds_access(tmp_path):
     if cxx is None:
         pytest.skip("g++ not found")
     tool = Path(__file__).resolve().parents[1] / "tools" / "cpu_asan.cpp"
-    exe = tmp_path / "cpu_asan"
-    subprocess.run([cxx, "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-                    "-fno-omit-frame-pointer", "-fopenmp", "-march=native", "-std=c++17", "-o", str(exe), str(tool)],
-                   check=True, capture_output=True, text=True)
+    exe = tmp_path / name
+    subprocess.run([cxx, *flags, "-fopenmp", "-std=c++17", "-o", str(exe), str(tool)], check=True, capture_output=True,
+                   text=True)
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr[-4000:]
     lines = run.stdout.splitlines()
     assert len(lines) > 10 and all(line.startswith("ok ") for line in lines), run.stdout
+
+
+@pytest.mark.slow
+def test_sanitizers_find_no_out_of_bounds_access(tmp_path):
+    """tools/cpu_asan.cpp under AddressSanitizer and UBSan: exact-sized buffers, so a vector read one
+    element past w (the forward's in-place partial vectors) is reported. ~50 s to compile, hence slow."""
+    _run_kernel_harness(tmp_path, "cpu_asan", ["-O1", "-g", "-fsanitize=address,undefined",
+                                               "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer",
+                                               "-march=native"])
 
 
 @pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])
 def test_kernels_built_for_older_isas_agree_with_a_naive_loop(tmp_path, march):
     """The extension is built with -march=native, so on an AVX-512 machine the AVX2 and SSE code paths
     (AVX2's masked loads and stores; SSE's staged w ring in grad_input and its generic vector width)
-    would go untested: tools/cpu_asan.cpp, without sanitizers (~4 s to build), compiled for those ISAs,
-    runs here too."""
+    would go untested: the harness, without sanitizers (~4 s to build), compiled for those ISAs."""
     import platform
-    import shutil
-    import subprocess
-    from pathlib import Path
 
-    cxx = shutil.which("g++")
-    if cxx is None or platform.machine() != "x86_64":
-        pytest.skip("needs g++ on x86_64")
-    tool = Path(__file__).resolve().parents[1] / "tools" / "cpu_asan.cpp"
-    exe = tmp_path / f"cpu_check_{march}"
-    subprocess.run([cxx, "-O1", f"-march={march}", "-fopenmp", "-ffp-contract=fast", "-std=c++17", "-o", str(exe),
-                    str(tool)], check=True, capture_output=True, text=True)
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr[-4000:]
-    lines = run.stdout.splitlines()
-    assert len(lines) > 10 and all(line.startswith("ok ") for line in lines), run.stdout
+    if platform.machine() != "x86_64":
+        pytest.skip("x86-64 ISA levels")
+    _run_kernel_harness(tmp_path, f"cpu_check_{march}", ["-O1", f"-march={march}", "-ffp-contract=fast"])
 
 
 # ---- the ops in C++ (csrc/involution_cpu_ops.cpp) ----------------------------------------------
