@@ -221,6 +221,24 @@ def test_kernels_built_for_older_isas_agree_with_a_naive_loop(tmp_path, march):
     _run_kernel_harness(tmp_path, f"cpu_check_{march}", ["-O1", f"-march={march}", "-ffp-contract=fast"])
 
 
+@pytest.mark.parametrize("march", ["knl", "sandybridge"])
+def test_kernels_compile_for_the_isa_corners(march):
+    """The kernels pick code paths by ISA macros; two corners this machine cannot run still have to
+    compile: AVX-512F without VL (Xeon Phi: 64-byte vectors, no masked loads) and AVX without AVX2."""
+    import platform
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    cxx = shutil.which("g++")
+    if cxx is None or platform.machine() != "x86_64":
+        pytest.skip("needs g++ on x86_64")
+    tool = Path(__file__).resolve().parents[1] / "tools" / "cpu_asan.cpp"
+    run = subprocess.run([cxx, f"-march={march}", "-fopenmp", "-std=c++17", "-fsyntax-only", str(tool)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-4000:]
+
+
 # ---- the ops in C++ (csrc/involution_cpu_ops.cpp) ----------------------------------------------
 
 def test_ops_called_directly_check_their_arguments():

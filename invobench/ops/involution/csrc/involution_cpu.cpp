@@ -420,9 +420,9 @@ inline bool masked_store(A* dst, typename Vec<A, NB>::type v, int64_t count) {
 // zero lanes is not read, so it may lie outside any allocation. grad_input reads w in place with it: a
 // vector of columns near the image's edge has taps whose columns fall outside the row. AVX-512 (mask
 // registers: the load costs what an unmasked one does) and AVX2 (vmaskmov, the mask vector built from
-// the bits: three more instructions) builds; elsewhere kHasMaskedLoad is false and grad_input stages w
-// in a zero-padded ring instead.
-#if (defined(__AVX512F__) && defined(__AVX512VL__)) || defined(__AVX2__)
+// the bits: three more instructions) builds; elsewhere, AVX-512F without VL (Xeon Phi) included,
+// kHasMaskedLoad is false and grad_input stages w in a zero-padded ring instead.
+#if (defined(__AVX512F__) && defined(__AVX512VL__)) || (defined(__AVX2__) && !defined(__AVX512F__))
 constexpr bool kHasMaskedLoad = true;
 #else
 constexpr bool kHasMaskedLoad = false;
@@ -436,7 +436,7 @@ inline typename Vec<A, NB>::type masked_load(const A* p, uint32_t bits) {
   else if constexpr (NB == 64) return (VT)_mm512_maskz_loadu_pd(static_cast<__mmask8>(bits), p);
   else if constexpr (NB == 32 && f32) return (VT)_mm256_maskz_loadu_ps(static_cast<__mmask8>(bits), p);
   else return (VT)_mm256_maskz_loadu_pd(static_cast<__mmask8>(bits), p);
-#elif defined(__AVX2__)
+#elif defined(__AVX2__) && !defined(__AVX512F__)
   static_assert(NB == 32, "AVX2 builds have 32-byte vectors only");
   if constexpr (std::is_same<A, float>::value) {
     const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
