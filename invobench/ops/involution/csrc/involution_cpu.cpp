@@ -881,7 +881,7 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
   // fp32/double read grad_out in place, as the forward reads w, a row's partial last vector too: its
   // lanes past Wo read the next row and give sums that are never stored. Only a step whose reads would
   // pass the end of grad_out (the last rows of the last image) stages its rows, zero-padded; 16-bit
-  // types always do, widened. Staging every step measured 0–11 % slower (B8 C512 7² the most; docs/cpu.md).
+  // types always do, widened. Staging every step measured 0–12 % slower (B8 C512 7² the most; docs/cpu.md).
   constexpr bool g_in_place = std::is_same<T, A>::value;
   const int64_t g_elements = g.B * g.C * plane;
 
