@@ -1037,10 +1037,12 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
   constexpr bool w_in_place = std::is_same<T, A>::value && kHasMaskedLoad;
   const int64_t wring_n = w_in_place ? 0 : g.KK * gstride;
   const int64_t w_row = w_in_place ? plane : gstride;  // tap stride of the w rows read
+  const int64_t m_vectors = ceil_div(m_max, V::n);
+  const int64_t wmask_n = w_in_place ? g.s * m_vectors * g.K : 0;  // [phase][vector of columns][tap]
 
   const int64_t pf_n = PrefetchQueue::capacity(R, g.s);
   Scratch scratch(Carver::bytes<A>(g.Cg * gstride) + Carver::bytes<A>(wring_n) + 2 * Carver::bytes<int64_t>(g.s * g.K) +
-                      Carver::bytes<uint32_t>(g.K) + Carver::bytes<ColumnTaps>(g.s) + Carver::bytes<WindowRow>(window_rows) +
+                      Carver::bytes<uint32_t>(wmask_n) + Carver::bytes<ColumnTaps>(g.s) + Carver::bytes<WindowRow>(window_rows) +
                       Carver::bytes<PrefetchQueue::Rows>(pf_n),
                   nthreads);
   if (!scratch.ok()) return false;
@@ -1057,12 +1059,22 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
     // ring), same column.
     int64_t* xcol = carve.take<int64_t>(g.s * g.K);
     int64_t* wcol = carve.take<int64_t>(g.s * g.K);
-    uint32_t* wmask = carve.take<uint32_t>(g.K);  // w in place: the lanes of each tap's w vector in the row
+    // w in place: the lanes of each tap's w vector that lie in the row, per phase and vector of
+    // columns (they depend on the geometry alone): tap jj of vector v reads output columns
+    // v·n + e_j + lane, those in [0, Wo).
+    uint32_t* wmask = carve.take<uint32_t>(wmask_n);
     ColumnTaps* cols = carve.take<ColumnTaps>(g.s);
     for (int64_t r = 0; r < g.s; ++r) {
       int64_t n = 0;
       for (const auto& [j, e] : col_taps[r]) xcol[r * g.K + n] = e, wcol[r * g.K + n] = j * w_row + e, ++n;
-      cols[r] = ColumnTaps{n, xcol + r * g.K, wcol + r * g.K, w_in_place ? wmask : nullptr};
+      cols[r] = ColumnTaps{n, xcol + r * g.K, wcol + r * g.K};
+      for (int64_t v = 0; w_in_place && v < m_vectors; ++v) {
+        for (int64_t jj = 0; jj < n; ++jj) {
+          const int64_t col = v * V::n + xcol[r * g.K + jj];
+          const int64_t lo = std::max<int64_t>(0, -col), hi = std::min<int64_t>(V::n, g.Wo - col);
+          wmask[(r * m_vectors + v) * g.K + jj] = hi > lo ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u;  // ≤ 16 lanes
+        }
+      }
     }
     WindowRow* rows = carve.take<WindowRow>(window_rows);
     PrefetchQueue prefetch(carve.take<PrefetchQueue::Rows>(pf_n), pf_n);
@@ -1131,13 +1143,9 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
               prefetch.issue(prefetch_per_call);
               const A* gp = gring + c0 * gstride + mv + pad_left;
               if constexpr (w_in_place) {
-                // Tap jj reads output columns mv + e + lane: the lanes in [0, Wo).
-                for (int64_t jj = 0; jj < cols[r].nj; ++jj) {
-                  const int64_t col = mv + cols[r].xcol[jj];
-                  const int64_t lo = std::max<int64_t>(0, -col), hi = std::min<int64_t>(V::n, g.Wo - col);
-                  wmask[jj] = hi > lo ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u;  // V::n ≤ 16 lanes
-                }
-                window_sum_dispatch<true, A, NB>(pair, cb, nrows, rows, cols[r], gp, gstride,
+                ColumnTaps masked = cols[r];
+                masked.wmask = wmask + (r * m_vectors + mv / V::n) * g.K;
+                window_sum_dispatch<true, A, NB>(pair, cb, nrows, rows, masked, gp, gstride,
                                                  reinterpret_cast<const A*>(wg) + mv, acc0, acc1);
               } else {
                 window_sum_dispatch<false, A, NB>(pair, cb, nrows, rows, cols[r], gp, gstride, wring + mv + pad_left, acc0,
