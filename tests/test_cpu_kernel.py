@@ -180,19 +180,25 @@ def test_cache_key_covers_source_flags_and_cpu(monkeypatch):
     assert cpu.extension_name() != name
 
 
-def _run_kernel_harness(tmp_path, name: str, flags: list[str]) -> None:
-    """Build tools/cpu_asan.cpp (the three kernels on edge shapes against a naive double loop, in
-    exact-sized buffers) with `flags`, run it, and require every shape to print "ok"."""
+def _kernel_harness() -> tuple[str, str]:
+    """g++ and tools/cpu_asan.cpp (the three kernels on edge shapes against a naive double loop, in
+    exact-sized buffers); skips the test where there is no g++."""
     import shutil
-    import subprocess
     from pathlib import Path
 
     cxx = shutil.which("g++")
     if cxx is None:
         pytest.skip("g++ not found")
-    tool = Path(__file__).resolve().parents[1] / "tools" / "cpu_asan.cpp"
+    return cxx, str(Path(__file__).resolve().parents[1] / "tools" / "cpu_asan.cpp")
+
+
+def _run_kernel_harness(tmp_path, name: str, flags: list[str]) -> None:
+    """Build the harness with `flags`, run it, and require every shape to print "ok"."""
+    import subprocess
+
+    cxx, tool = _kernel_harness()
     exe = tmp_path / name
-    subprocess.run([cxx, *flags, "-fopenmp", "-std=c++17", "-o", str(exe), str(tool)], check=True, capture_output=True,
+    subprocess.run([cxx, *flags, "-fopenmp", "-std=c++17", "-o", str(exe), tool], check=True, capture_output=True,
                    text=True)
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr[-4000:]
@@ -226,15 +232,12 @@ def test_kernels_compile_for_the_isa_corners(march):
     """The kernels pick code paths by ISA macros; two corners this machine cannot run still have to
     compile: AVX-512F without VL (Xeon Phi: 64-byte vectors, no masked loads) and AVX without AVX2."""
     import platform
-    import shutil
     import subprocess
-    from pathlib import Path
 
-    cxx = shutil.which("g++")
-    if cxx is None or platform.machine() != "x86_64":
-        pytest.skip("needs g++ on x86_64")
-    tool = Path(__file__).resolve().parents[1] / "tools" / "cpu_asan.cpp"
-    run = subprocess.run([cxx, f"-march={march}", "-fopenmp", "-std=c++17", "-fsyntax-only", str(tool)],
+    if platform.machine() != "x86_64":
+        pytest.skip("x86-64 ISA levels")
+    cxx, tool = _kernel_harness()
+    run = subprocess.run([cxx, f"-march={march}", "-fopenmp", "-std=c++17", "-fsyntax-only", tool],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-4000:]
 
