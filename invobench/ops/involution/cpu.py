@@ -31,7 +31,7 @@ from invobench.shapes import check_involution_args
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("csrc") / "involution_cpu.cpp"  # the kernels, a plain C ABI
+SOURCE = Path(__file__).with_name("csrc") / "involution_cpu.cpp"  # the C ABI; the kernels are its headers, csrc/cpu/*.h
 OPS_SOURCE = SOURCE.with_name("involution_cpu_ops.cpp")  # their dispatcher and autograd kernels
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 
@@ -70,10 +70,13 @@ def _cpu_features() -> str:
 
 
 def extension_name() -> str:
-    """`invobench_involution_cpu_<hash>` of sources, flags, compiler, torch version and CPU features."""
+    """`invobench_involution_cpu_<hash>` of sources (every header under csrc/ too, by name and content),
+    flags, compiler, torch version and CPU features."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), OPS_SOURCE.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), _compiler().encode(),
-                 torch.__version__.encode(), _cpu_features().encode()):
+    csrc = SOURCE.parent
+    headers = [h.relative_to(csrc).as_posix().encode() + b"\0" + h.read_bytes() for h in sorted(csrc.rglob("*.h"))]
+    for part in (SOURCE.read_bytes(), OPS_SOURCE.read_bytes(), *headers, " ".join(CFLAGS + LDFLAGS).encode(),
+                 _compiler().encode(), torch.__version__.encode(), _cpu_features().encode()):
         digest.update(part)
         digest.update(b"\0")
     return f"invobench_involution_cpu_{digest.hexdigest()[:16]}"

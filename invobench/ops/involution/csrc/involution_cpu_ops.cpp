@@ -9,10 +9,10 @@
 //
 // The schemas are defined in Python (cpu.py, with their fake kernels and FLOP formulas, so
 // torch.compile, FlopCounterMode and fvcore see the ops before this library is built); this file only
-// registers implementations. The kernels themselves are the C ABI of involution_cpu.cpp, linked into
-// the same library. The op namespace comes from cpu.py (-DINVOBENCH_OPS_NAMESPACE=invobench): an A/B
-// run loads an older checkout beside this one as the package `invobench_base`, whose ops live in
-// `invobench_base::`, built into a library of its own.
+// registers implementations. The kernels themselves are the C ABI of involution_cpu.cpp (declared in
+// cpu/abi.h), linked into the same library. The op namespace comes from cpu.py
+// (-DINVOBENCH_OPS_NAMESPACE=invobench): an A/B run loads an older checkout beside this one as the
+// package `invobench_base`, whose ops live in `invobench_base::`, built into a library of its own.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -24,20 +24,14 @@
 #include <cstdint>
 #include <tuple>
 
+#include "cpu/abi.h"
+
 #ifndef INVOBENCH_OPS_NAMESPACE
 #error "build with -DINVOBENCH_OPS_NAMESPACE=<the ops' namespace> (cpu.py does)"
 #endif
 #define INVOBENCH_STR_(x) #x
 #define INVOBENCH_STR(x) INVOBENCH_STR_(x)
 #define INVOBENCH_OP(name) INVOBENCH_STR(INVOBENCH_OPS_NAMESPACE) "::" name
-
-extern "C" {
-int invobench_involution_forward(int dtype, const int64_t* shape, int nthreads, const void* x, const void* w, void* out);
-int invobench_involution_grad_input(int dtype, const int64_t* shape, int nthreads, const void* grad_out, const void* w,
-                                    void* grad_x);
-int invobench_involution_grad_kernel(int dtype, const int64_t* shape, int nthreads, const void* grad_out, const void* x,
-                                     void* grad_w);
-}
 
 namespace {
 
