@@ -180,25 +180,27 @@ def test_cache_key_covers_source_flags_and_cpu(monkeypatch):
     assert cpu.extension_name() != name
 
 
-def _kernel_harness() -> tuple[str, str]:
-    """g++ and tools/cpu_asan.cpp (the three kernels on edge shapes against a naive double loop, in
-    exact-sized buffers); skips the test where there is no g++."""
+def _kernel_harness() -> tuple[str, list[str]]:
+    """g++ and what it compiles for tests/harness/cpu_asan.cpp (the three kernels on edge shapes against
+    a naive double loop, in exact-sized buffers): the csrc include path, the harness, and the translation
+    unit that defines the kernels' C ABI. Skips the test where there is no g++."""
     import shutil
     from pathlib import Path
 
     cxx = shutil.which("g++")
     if cxx is None:
         pytest.skip("g++ not found")
-    return cxx, str(Path(__file__).resolve().parents[1] / "tools" / "cpu_asan.cpp")
+    harness = Path(__file__).resolve().parent / "harness" / "cpu_asan.cpp"
+    return cxx, [f"-I{cpu.SOURCE.parent}", str(harness), str(cpu.SOURCE)]
 
 
 def _run_kernel_harness(tmp_path, name: str, flags: list[str]) -> None:
     """Build the harness with `flags`, run it, and require every shape to print "ok"."""
     import subprocess
 
-    cxx, tool = _kernel_harness()
+    cxx, sources = _kernel_harness()
     exe = tmp_path / name
-    subprocess.run([cxx, *flags, "-fopenmp", "-std=c++17", "-o", str(exe), tool], check=True, capture_output=True,
+    subprocess.run([cxx, *flags, "-fopenmp", "-std=c++17", "-o", str(exe), *sources], check=True, capture_output=True,
                    text=True)
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr[-4000:]
@@ -208,8 +210,9 @@ def _run_kernel_harness(tmp_path, name: str, flags: list[str]) -> None:
 
 @pytest.mark.slow
 def test_sanitizers_find_no_out_of_bounds_access(tmp_path):
-    """tools/cpu_asan.cpp under AddressSanitizer and UBSan: exact-sized buffers, so a vector read one
-    element past w (the forward's in-place partial vectors) is reported. ~50 s to compile, hence slow."""
+    """tests/harness/cpu_asan.cpp and the kernels under AddressSanitizer and UBSan: exact-sized buffers, so
+    a vector read one element past w (the forward's in-place partial vectors) is reported. ~50 s to
+    compile, hence slow."""
     _run_kernel_harness(tmp_path, "cpu_asan", ["-O1", "-g", "-fsanitize=address,undefined",
                                                "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer",
                                                "-march=native"])
@@ -236,8 +239,8 @@ def test_kernels_compile_for_the_isa_corners(march):
 
     if platform.machine() != "x86_64":
         pytest.skip("x86-64 ISA levels")
-    cxx, tool = _kernel_harness()
-    run = subprocess.run([cxx, f"-march={march}", "-fopenmp", "-std=c++17", "-fsyntax-only", tool],
+    cxx, sources = _kernel_harness()
+    run = subprocess.run([cxx, f"-march={march}", "-fopenmp", "-std=c++17", "-fsyntax-only", *sources],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-4000:]
 

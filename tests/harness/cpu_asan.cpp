@@ -1,19 +1,24 @@
 // Address/UB-sanitizer check of the C++ kernel: exact-sized heap buffers (so a read one element past
 // any tensor is reported), the three kernels at one shape, forward and both gradients compared with a
-// naive double-precision loop.
+// naive double-precision loop. It calls the kernels through their C ABI only (cpu/abi.h), compiled
+// together with the translation unit that defines it (tests/test_cpu_kernel.py builds it so):
 //
 //   g++ -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fopenmp -march=native -std=c++17 \
-//       -o /tmp/cpu_asan tools/cpu_asan.cpp && /tmp/cpu_asan [B C H W G K s d]
+//       -Iinvobench/ops/involution/csrc -o /tmp/cpu_asan tests/harness/cpu_asan.cpp \
+//       invobench/ops/involution/csrc/involution_cpu.cpp && /tmp/cpu_asan [B C H W G K s d]
 //
 // Without arguments it runs a list of edge shapes (partial vectors, stride/dilation phases, the last
 // rows of the last tap plane, windows larger than the image). Exit status 0 when every value of every
 // shape agrees to 1e-4 (relative to the largest magnitude) and the sanitizers found nothing.
-#include "../invobench/ops/involution/csrc/involution_cpu.cpp"
+#include "cpu/abi.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <vector>
 
 static int check(const int64_t* a) {
   const int64_t B = a[0], C = a[1], H = a[2], W = a[3], G = a[4], K = a[5], s = a[6], d = a[7];
