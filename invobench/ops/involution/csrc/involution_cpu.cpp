@@ -73,11 +73,9 @@ bool valid(const Geometry& g) {
          g.H >= 1 && g.W >= 1 && g.Ho >= 1 && g.Wo >= 1;
 }
 
-// Threads worth waking for a call: 128K MACs each (≈ 5 µs of work) or more, so a small call does not
-// pay a fork/join for less. Measured on the 2-core Zen 4 VM, single calls interleaved among other
-// variants' (tools/cpu_threads_ab.py; docs/cpu.md, "Threads for small calls"): two threads were faster
-// from 0.3M MACs up (B1 C512 7², 1.2M: forward 0.09 → 0.05 ms), and at 0.15M faster in one run and
-// slower in another.
+// Threads worth waking for a call: 128K MACs each or more, so a small call does not pay a fork/join
+// for less work than it is worth (docs/cpu.md, "Threads for small calls", has the runs behind the
+// threshold).
 // -DINVOBENCH_MACS_PER_THREAD_SHIFT=N (2^N MACs per thread) is for A/B runs of that choice.
 #ifndef INVOBENCH_MACS_PER_THREAD_SHIFT
 #define INVOBENCH_MACS_PER_THREAD_SHIFT 17

@@ -1,11 +1,11 @@
 // The `cpu` variant's two ops, `invobench::involution_cpu` and `invobench::involution_cpu_backward`,
 // implemented for the dispatcher in C++: a CPU kernel for each and an Autograd kernel for the forward.
 //
-// Why C++ and not torch.library.custom_op: at batch 1 the kernels take 70–170 µs, and the Python
-// layers of a custom op (its dispatch wrapper, its autograd.Function, the backward op's own wrapper)
-// cost 20–30 µs per forward and 40–70 µs per backward when warm, 60–130 µs and 100–300 µs when the
-// interpreter's code and data are out of cache, as they are between the calls of a benchmark that
-// interleaves variants (docs/cpu.md, "Per-call cost"). Here a call goes Python → dispatcher → C++.
+// Why C++ and not torch.library.custom_op: at batch 1 the kernels are short, and the Python layers of
+// a custom op (its dispatch wrapper, its autograd.Function, the backward op's own wrapper) add a
+// sizeable share of their time to every call, more when the interpreter's code and data are out of
+// cache, as they are between the calls of a benchmark that interleaves variants (docs/cpu.md,
+// "Per-call cost"). Here a call goes Python → dispatcher → C++.
 //
 // The schemas are defined in Python (cpu.py, with their fake kernels and FLOP formulas, so
 // torch.compile, FlopCounterMode and fvcore see the ops before this library is built); this file only

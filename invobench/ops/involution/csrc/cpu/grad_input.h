@@ -57,8 +57,8 @@ bool grad_input_kernel(const T* gout, const T* w, T* gx, const Geometry& g, int 
   const int64_t cb_max = pairs ? kPairBlock : kBlock;
   // w in place (fp32/double where the build has masked loads): tap j's w vector is read from w itself,
   // its lanes whose output column falls outside the row masked to zero (no read), instead of being
-  // staged into a zero-padded ring. The ring copied all of w once per call: at B8 C128 28² that copy
-  // was a quarter of grad_input's time (perf). grad_out stays staged: its zero padding is what makes
+  // staged into a zero-padded ring. The ring copied all of w once per call, a large share of
+  // grad_input's time. grad_out stays staged: its zero padding is what makes
   // a masked lane's product zero, and its Cg rows per output row are a quarter of w's K² rows.
   constexpr bool w_in_place = std::is_same<T, A>::value && kHasMaskedLoad;
   const int64_t wring_n = w_in_place ? 0 : g.KK * gstride;

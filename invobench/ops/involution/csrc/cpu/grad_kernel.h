@@ -53,12 +53,12 @@ inline void channel_sum(int64_t Cg, const int64_t* xoff, const A* xp, int64_t cs
 }
 
 // Taps per channel_sum call for a row pair: 2 × 6 accumulators. 8 (for AVX-512's 32 registers) was
-// no faster (3 % slower at the main shape in one tools/cpu_ab.py run, within noise), so every build keeps 6.
+// no faster, so every build keeps 6.
 constexpr int kPairTaps = 6;
 
 // The two dispatchers below map a run-time block size to the micro-kernel compiled for it. They stay
 // two plain functions: folding them into one generic dispatcher taking a lambda changed GCC's inlining
-// and made the forward 10-30 % slower in an interleaved A/B (tools/cpu_ab.py).
+// and made the forward slower.
 template <typename A, int NB>
 inline void channel_sum_dispatch(bool pair, int tb, int64_t Cg, const int64_t* xoff, const A* xp, int64_t cstride,
                                  const A* gp, int64_t gstride, int64_t g1off, typename Vec<A, NB>::type* out0,
@@ -116,7 +116,7 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
   // fp32/double read grad_out in place, as the forward reads w, a row's partial last vector too: its
   // lanes past Wo read the next row and give sums that are never stored. Only a step whose reads would
   // pass the end of grad_out (the last rows of the last image) stages its rows, zero-padded; 16-bit
-  // types always do, widened. Staging every step measured 0–12 % slower (B8 C512 7² the most; docs/cpu.md).
+  // types always do, widened. Staging every step was slower (docs/cpu.md).
   constexpr bool g_in_place = std::is_same<T, A>::value;
   const int64_t g_elements = g.B * g.C * plane;
 
@@ -136,7 +136,7 @@ bool grad_kernel_kernel(const T* gout, const T* x, T* gw, const Geometry& g, int
     int64_t* only_x[2] = {carve.take<int64_t>(max_taps), carve.take<int64_t>(max_taps)};
     int64_t* only_t[2] = {carve.take<int64_t>(max_taps), carve.take<int64_t>(max_taps)};
     // Tap column j's offset within a ring slot, once: computed per tap and row step (a division and a
-    // modulo each), it held 4 % of grad_kernel's samples at B8 C128 28² (perf).
+    // modulo each), it showed in grad_kernel's profile.
     int64_t* xcol = carve.take<int64_t>(g.K);
     for (int64_t j = 0; j < g.K; ++j) xcol[j] = ring.col_offset(j);
     typename V::type acc0[kBlock], acc1[kBlock];

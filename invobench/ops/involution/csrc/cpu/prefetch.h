@@ -10,11 +10,7 @@ namespace invobench_cpu {
 // K²·Wo/16 prefetches at once overflows the core's miss buffers, and prefetches that find no free
 // buffer are dropped. Reads are fetched into L2, not L1 (locality 1: prefetcht2; our reading, with no
 // performance counters on these hosts: the next step's lines then no longer evict the current step's
-// ring and w rows from the 32 KiB L1). On Zen 4 that measured +9–13 % forward, +18–33 % grad_input,
-// +3–7 % grad_kernel at the main shape on 2 threads, +50 % / +37 % forward / grad_input at B8 C128
-// 28², and within ±7 % on the cache-resident batch-1 shapes (tools/cpu_ab.py, interleaved A/B).
-// Issuing all of a step's prefetches at once, to L2, was slower again (forward 40.5 → 25.0 GMAC/s in
-// the same run).
+// ring and w rows from the 32 KiB L1). Issuing all of a step's prefetches at once, to L2, was slower.
 class PrefetchQueue {
  public:
   // A block of rows to prefetch: `rows` rows of `bytes` bytes, `stride` bytes apart.
@@ -33,18 +29,12 @@ class PrefetchQueue {
   // fetched for ownership (prefetchw) so its stores do not wait for the read that a store to a line
   // not in cache needs. Planes under kMinPlaneBytes are not prefetched at all: a 7×7 fp32 plane is
   // 196 B, so a row step queued about as many lines as it does FMA vectors, several of them twice,
-  // and the hardware prefetchers follow planes that small on their own. Measured on the Zen 4 VM
-  // (single calls interleaved with other variants', 2 threads, tools/cpu_threads_ab.py; docs/cpu.md,
-  // "Prefetching small planes"): B1 C512 7² forward 0.066 → 0.040 ms, B1 C256 14² 0.081 → 0.057;
-  // B8 C256 16² (1 KiB planes) was 20 % slower without, so 16² and up keep it.
-  // The queue holds the blocks, not their line addresses: issue() walks them line by line. Until
-  // 2026-12-02 add_rows wrote every line's address to an array, about 700 per row step at the main
-  // shape; that loop and the array's reads held a third of grad_input's own samples and a fifth of
-  // grad_kernel's (perf, tools/cpu_profile.cpp). Measured (tools/cpu_ab.py, 2 threads, GMAC/s,
-  // forward / grad_input / grad_kernel, interleaved with two copies of the old build): main shape
-  // 52.0 / 41.1 / 44.7 → 61.8 / 48.4 / 49.9; B8 C64 56² 54.2 / 42.6 / 46.9 → 63.9 / 48.5 / 48.3; B8 C128
-  // 28² +15 / +12 / +4 %; at stride 2 mixed: B1 C64 112² 26.1 / 20.9 / 18.1 → 24.5 / 22.2 / 22.7.
-  // next_row is forced inline: out of line it cost that stride-2 forward another 10 %.
+  // and the hardware prefetchers follow planes that small on their own; planes of 1 KiB (16² fp32)
+  // and up were slower without the queue, so they keep it (docs/cpu.md, "Prefetching small planes").
+  // The queue holds the blocks, not their line addresses: issue() walks them line by line. Writing
+  // every line's address to an array, as add_rows once did (hundreds per row step), made that loop
+  // and the array's reads a large share of grad_input's and grad_kernel's own time.
+  // next_row is forced inline: out of line the stride-2 forward was slower.
   static constexpr int64_t kMinPlaneBytes = 1024;
   template <typename T>
   void add_rows(const T* p, int64_t n, int64_t stride, int64_t rows, bool write = false) {

@@ -27,8 +27,9 @@ constexpr const char* kIsa = "sse/generic";
 // AVX-512 builds also carry 32-byte kernels (AVX-512VL: still 32 registers and masked stores), used
 // where they waste fewer lanes on the row's last vector (`use_narrow`): at W = 56 a 16-float
 // vector fills 3.5 of 4 vectors, an 8-float one all 7; at W = 7 the 16-float vector is 44 % used.
-// On Zen 4, which runs a 512-bit operation as two 256-bit halves, that made the 56×56 and 7×7 cases
-// 11–42 % faster (docs/cpu.md); where both widths pad alike (14, 28, 112) the wider one is kept.
+// On Zen 4, which runs a 512-bit operation as two 256-bit halves, a padded lane costs as much as a
+// used one, so fewer padded lanes is less time (docs/cpu.md); where both widths pad alike (14, 28,
+// 112) the wider one is kept.
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 constexpr int kNarrowVecBytes = 32;
 #else
@@ -63,9 +64,8 @@ struct Vec {
 
 // The first `count` lanes of `v` to dst[0..count) with one masked store, where the ISA has one.
 // A partial vector is every row's last at 7×7, 14×14 and 28×28, and grad_kernel stores K² of them
-// per row: lane by lane through the stack they cost grad_kernel up to 30 % at those sizes
-// (interleaved A/B, tools/cpu_ab.py). Returns false where there is no masked store (the caller
-// falls back).
+// per row: stored lane by lane through the stack they slowed grad_kernel at those sizes. Returns
+// false where there is no masked store (the caller falls back).
 template <typename A, int NB>
 inline bool masked_store(A* dst, typename Vec<A, NB>::type v, int64_t count) {
   constexpr bool f32 = std::is_same<A, float>::value, f64 = std::is_same<A, double>::value;

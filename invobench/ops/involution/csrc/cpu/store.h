@@ -25,8 +25,8 @@ inline void store_lanes(T* dst, typename Vec<A, NB>::type v, int64_t count, int6
 
 // Store the first `count` lanes of `v` to dst[0..count): forward and grad_kernel rows. A partial
 // vector goes through one masked store where the ISA has one. grad_input keeps store_lanes: with the
-// masked store it measured 4–12 % slower in 7 of 8 interleaved A/B runs at 7²–28², for a reason we
-// have not found (its stores are rarer than grad_kernel's: Cg per K² FMAs, not K² per Cg).
+// masked store it measured slower at 7²–28², for a reason we have not found (its stores are rarer
+// than grad_kernel's: Cg per K² FMAs, not K² per Cg).
 template <typename T, typename A, int NB>
 inline void store_row(T* dst, typename Vec<A, NB>::type v, int64_t count) {
   if constexpr (std::is_same<T, A>::value) {

@@ -93,9 +93,7 @@ inline void window_sum(int64_t nrows, const WindowRow* rows, ColumnTaps cols, co
 // With 16 vector registers (AVX2) a pair takes 6 channels: 12 accumulators + 2 w + 1 x. AVX-512
 // builds have 32 (also for their 32-byte vectors), and take 8: 16 + 3 registers, and the usual 16
 // channels of a group in two calls instead of 6 + 6 + 4, so each w vector is loaded twice, not three
-// times. On Zen 4 that measured forward +3–11 % and grad_input +2–11 % over 6 at the main shape and
-// the batch-1 stage shapes (grad_input −2 % at 7², within noise); 12 was −9 to −18 % in cache
-// (tools/cpu_ab.py, interleaved A/B). grad_kernel's tap blocks stay at kPairTaps.
+// times. 12 was slower on data in cache. grad_kernel's tap blocks stay at kPairTaps.
 #if defined(__AVX512F__)
 constexpr int kPairBlock = 8;
 #else
