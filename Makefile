@@ -35,11 +35,13 @@ browser:
 	    { (apt-get update -q && apt-get install -y -q chromium chromium-driver) >/dev/null 2>&1 || \
 	      echo "note: could not install chromium/chromium-driver; the browser test will skip"; }
 
+# The architecture first (seconds): the layering and no-cycles contracts of pyproject.toml's [tool.importlinter].
 test: $(STAMP) browser
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -m "not slow and not gpu" -q
 
 test-browser: $(STAMP) browser
-	$(PY) -m pytest tests/test_browser.py -q -rs -s
+	$(PY) -m pytest tests/report/test_browser.py -q -rs -s
 
 # pytest-benchmark regression benchmarks against the stored baseline (see benchmarks/README.md)
 bench-ci: $(STAMP)

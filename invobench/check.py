@@ -18,8 +18,8 @@ from invobench.ops.attention import ATTENTION
 from invobench.ops.attention.unfold import neighborhood_attention_unfold
 from invobench.ops.involution import involution
 from invobench.ops.involution.reference import involution_reference
-from invobench.registry import Case, Variant, all_variants
-from invobench.shapes import padding_for
+from invobench.core import Case, Variant, padding_for
+from invobench.registry import all_variants
 from invobench.testing import compare
 
 log = logging.getLogger(__name__)

@@ -1,14 +1,16 @@
-"""The `invobench` command line (also `python bench.py`). Commands live in `invobench/commands/`."""
+"""The `invobench` command line (also `python bench.py`): one module per command in `invobench/commands/`."""
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 
 import click
 
 import invobench
-from invobench import commands
+from invobench.commands import ab, check, compare, count, env, merge, models, profile, report, run, show
+from invobench.commands import list as list_  # not `list`: it would shadow the builtin
+
+#: every command (click lists them alphabetically in --help)
+COMMANDS = (ab, check, compare, count, env, list_, merge, models, profile, report, run, show)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -19,8 +21,7 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-for _info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-    _module = importlib.import_module(f"{commands.__name__}.{_info.name}")
+for _module in COMMANDS:
     cli.add_command(_module.command)
 
 

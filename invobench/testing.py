@@ -75,7 +75,7 @@ def assert_close(name: str, actual: torch.Tensor, reference64: torch.Tensor, bas
 
 def involution_problem(shape: tuple, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Float64 x, kernel and grad_out for shape = (B, C, H, W, G, K, stride, dilation); kernel scaled by 1/K."""
-    from invobench.shapes import out_size
+    from invobench.core import out_size
 
     B, C, H, W, G, K, s, d = shape
     gen = torch.Generator().manual_seed(seed)

@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Optional
 
 from invobench.bench.cases import BenchItem
+from invobench.core import FAMILIES, Variant, Workload
+from invobench.env import REPO_ROOT
+from invobench.registry import register
 from invobench.results import ResultsFile, append_line, case_id, read_results
 
 #: directory holding the package `invobench_base` (set by `invobench ab`, read by the plugin in every process)
@@ -55,8 +58,6 @@ def plain_variant(name: str) -> str:
 
 def prepare_base(ref: str, dest: Path, repo: Optional[Path] = None) -> str:
     """Extract REF's invobench package into dest/invobench_base, renamed; returns REF's full commit hash."""
-    from invobench.env import REPO_ROOT
-
     repo = repo or REPO_ROOT
 
     def git(*args: str) -> subprocess.CompletedProcess:
@@ -104,8 +105,6 @@ def _base_modules():
 
 def _twin(variant, base_registry):
     """NEW's registry entry for a BASE variant: BASE's code behind NEW's types."""
-    from invobench.registry import Variant, Workload
-
     base_fields = {f.name for f in dataclasses.fields(base_registry.Case)}
 
     def base_case(case):
@@ -128,8 +127,6 @@ def _twin(variant, base_registry):
 
 def register_plugin() -> None:
     """Register every BASE variant as `<name>@base` (a no-op unless INVOBENCH_AB_BASE is set)."""
-    from invobench.registry import FAMILIES, register
-
     base_registry = _base_modules()
     if base_registry is None:
         return

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from invobench.bench.suite import LoadedSuite, SuiteError, expand_variant_patterns, merge_axes
-from invobench.registry import Case
+from invobench.core import Case
 from invobench.results import case_id as make_case_id
 
 #: passes run when a suite names none

@@ -23,8 +23,9 @@ from typing import Callable, Optional
 
 import torch
 
-from invobench.counting import BYTES_PER_ELEMENT
-from invobench.registry import Case
+from invobench.core import BYTES_PER_ELEMENT, Case
+from invobench.models.memory import estimate_peak_bytes as model_peak_bytes
+from invobench.ops.conv import CONV_GROUPS
 
 PEAK_METHOD_CUDA = "cuda_max_memory_allocated"
 PEAK_METHOD_CPU = "profiler_allocator_events"
@@ -112,7 +113,7 @@ def estimate_peak_bytes(family: str, variant: str, case: Case, pass_: str) -> Op
     for unfold, 3·U. Layers add the kernel-generating convs (≈ 2·Wk). conv: X + weight + O (+ the same
     again backward). attention: q, k, v, out (3·X + O); unfold adds 2·U plus the logits
     B·h·Ho·Wo·K²·e ×3; eager flex materialises the scores B·h·Ho·Wo·H·W·e ×2.
-    model: `invobench.models.workloads.estimate_peak_bytes` (calibrated against the profiler's peak).
+    model: `invobench.models.memory.estimate_peak_bytes` (calibrated against the profiler's peak).
     """
     e = BYTES_PER_ELEMENT.get(case.dtype, 4)
     B, C, H, W, K, G = case.B, case.C, case.H, case.W, case.K, case.G
@@ -136,7 +137,7 @@ def estimate_peak_bytes(family: str, variant: str, case: Case, pass_: str) -> Op
             extra_bwd += 2 * Wk
         return fwd + (extra_bwd if backward else 0)
     if family == "conv":
-        groups = {"dense": 1, "grouped": G, "depthwise": C}.get(variant, 1)
+        groups = CONV_GROUPS[variant](case) if variant in CONV_GROUPS else 1
         weight = C * (C // max(groups, 1)) * K * K * e
         fwd = X + weight + O
         return fwd * (2 if backward else 1)
@@ -152,11 +153,7 @@ def estimate_peak_bytes(family: str, variant: str, case: Case, pass_: str) -> Op
         return fwd * (3 if backward else 1)
     if family == "model":  # whole networks: the models package's calibrated estimate (spec §5)
         try:
-            from invobench.models.workloads import estimate_peak_bytes as model_estimate
-        except ImportError:
-            return None
-        try:
-            return int(model_estimate(variant, case, pass_))
+            return int(model_peak_bytes(variant, case, pass_))
         except (ValueError, KeyError):
             return None
     return None

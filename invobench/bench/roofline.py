@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from invobench.registry import DTYPES
+from invobench.core import DTYPES
 
 #: a matmul call slower than this ends the size ladder
 _MATMUL_SLOW_MS = 500.0

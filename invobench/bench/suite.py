@@ -35,7 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from invobench.bench.timing import FLOOR_SAMPLES
-from invobench.registry import DEVICES, DTYPES, LEVELS, PASSES
+from invobench.core import DEVICES, DTYPES, LEVELS, PASSES
 
 #: where `invobench run smoke` looks for smoke.yaml
 SUITES_DIR = Path(__file__).resolve().parent.parent.parent / "suites"

@@ -2,15 +2,9 @@
 
     python -m invobench.bench.worker --result-fd N --board PATH [--threads T]
 
-Requests arrive on stdin, one JSON object a line: {"kind": "roofline", ...}, {"kind": "group", ...},
-{"kind": "exit"}. Replies go to the inherited pipe `--result-fd`, one JSON object a line (stdout and
-stderr stay free for libraries and tracebacks; the runner keeps their tail for crashed records).
-Before each step the worker writes "<variant>\\t<phase>" to the status board (a small shared file
-the runner maps), so when the process dies the runner knows which variant was running.
-
-Variants from outside the package can be registered by listing module names or .py files in the
-environment variable INVOBENCH_PLUGINS (separated by os.pathsep); a module's `register_plugin()`
-is called if it has one. The runner loads the same plugins, so both sides agree on the names.
+The protocol (requests, replies, the status board) is described in `invobench.bench.protocol`, the
+runner's side of it. The worker loads the same INVOBENCH_PLUGINS as the runner, so both sides agree
+on the variants' names.
 """
 from __future__ import annotations
 
@@ -18,70 +12,17 @@ import argparse
 import datetime as _dt
 import faulthandler
 import gc
-import importlib
-import importlib.util
 import json
-import mmap
 import os
 import random
 import sys
 import time
 import traceback
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any, Callable, Optional
 
-PLUGINS_ENV = "INVOBENCH_PLUGINS"
-BOARD_BYTES = 512
-
-
-def load_plugins(spec: Optional[str] = None) -> list[str]:
-    """Import every plugin named in INVOBENCH_PLUGINS (module names or .py paths); returns what was loaded."""
-    spec = os.environ.get(PLUGINS_ENV, "") if spec is None else spec
-    loaded = []
-    for entry in filter(None, (s.strip() for s in spec.split(os.pathsep))):
-        if entry.endswith(".py"):
-            name = f"invobench_plugin_{Path(entry).stem}"
-            module = sys.modules.get(name)
-            if module is None:
-                module_spec = importlib.util.spec_from_file_location(name, entry)
-                if module_spec is None or module_spec.loader is None:
-                    raise ImportError(f"{PLUGINS_ENV}: cannot load plugin file {entry}")
-                module = importlib.util.module_from_spec(module_spec)
-                sys.modules[name] = module
-                module_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(entry)
-        if hasattr(module, "register_plugin"):
-            module.register_plugin()
-        loaded.append(entry)
-    return loaded
-
-
-class StatusBoard:
-    """A tiny shared file: the worker writes what it is doing, the runner reads it after a crash."""
-
-    def __init__(self, path: str):
-        self._fh = open(path, "r+b")
-        self._map = mmap.mmap(self._fh.fileno(), BOARD_BYTES)
-
-    def set(self, text: str) -> None:
-        data = text.encode()[: BOARD_BYTES - 1]
-        self._map[: len(data) + 1] = data + b"\0"
-
-    @staticmethod
-    def create(path: str) -> None:
-        with open(path, "wb") as fh:
-            fh.write(b"\0" * BOARD_BYTES)
-
-    @staticmethod
-    def read(path: str) -> str:
-        try:
-            raw = Path(path).read_bytes()
-        except OSError:
-            return ""
-        return raw.split(b"\0", 1)[0].decode(errors="replace")
-
+from invobench.bench.protocol import StatusBoard
+from invobench.registry import load_plugins
 
 def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -220,7 +161,8 @@ class Worker:
 
         from invobench.bench.memory import peak_bytes, release_cpu_heap, saved_for_backward_bytes
         from invobench.bench.timing import SamplingPolicy, VariantSampling, sample_interleaved, timer_overhead_ms, warm_up
-        from invobench.registry import Case, get
+        from invobench.core import Case
+        from invobench.registry import get
 
         case = Case(**request["case"])
         pass_ = request["pass"]

@@ -1,2 +1,2 @@
-"""CLI commands, one module each. Every module defines a click command named `command`;
-`invobench.cli` discovers them, so adding a command never edits a shared file."""
+"""CLI commands, one module each (`invobench <name>` is `invobench/commands/<name>.py`, a click command
+named `command`); `invobench.cli` lists them. Modules starting with `_` are shared display helpers."""

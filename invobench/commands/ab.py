@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from invobench.commands.run import _split, parse_dtypes
-from invobench.registry import DEVICES
+from invobench.core import DEVICES
 
 
 @click.command("ab")
@@ -44,8 +44,9 @@ def command(ctx, suite, base_ref, out_dir, device, variants, dtypes, quick, thre
     from invobench.bench import ab
     from invobench.bench.runner import RunConfig, RunnerError, default_out, run_suite
     from invobench.bench.suite import SuiteError
-    from invobench.bench.worker import PLUGINS_ENV
     from invobench.commands import compare as compare_command
+    from invobench.commands._progress import RunProgress
+    from invobench.registry import PLUGINS_ENV
 
     dtype_list = parse_dtypes(dtypes)  # before anything is extracted or run
     console = Console(stderr=True)
@@ -66,13 +67,17 @@ def command(ctx, suite, base_ref, out_dir, device, variants, dtypes, quick, thre
                            PLUGINS_ENV: os.pathsep.join([ab.PLUGIN, *plugins])})
         config = RunConfig(suite=suite, out=combined, device=device, variants=_split(variants), dtypes=dtype_list,
                            quick=quick, threads=threads, ab=True)
+        progress = RunProgress(console)
         try:
-            summary = run_suite(config, console=console)
+            summary = run_suite(config, on_event=progress)
         except (RunnerError, SuiteError, ab.ABError) as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
+            progress.close()
             console.print(f"interrupted; the finished records are in {combined}", style="yellow")
             raise SystemExit(130) from None
+        finally:
+            progress.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     base_out, new_out = out_dir / "base.jsonl", out_dir / "new.jsonl"

@@ -20,7 +20,7 @@ from invobench.check import DEFAULT_DTYPES, run_check
 @click.option("--json", "as_json", is_flag=True, help="Print every comparison as JSON.")
 def command(variants: str | None, dtypes: str, device: str, families: str, as_json: bool) -> None:
     """Run every available variant on a fixed set of awkward shapes, forward and backward; exit 1 on any mismatch."""
-    from invobench.registry import DTYPES
+    from invobench.core import DTYPES
 
     dtype_list = [d.strip() for d in dtypes.split(",") if d.strip()]
     bad = [d for d in dtype_list if d not in DTYPES]

@@ -68,7 +68,7 @@ def command(base: str, new: str, threshold: float, alpha: float, normalize_by: s
     for warning in comparison.warnings:
         click.echo(f"warning: {warning}", err=True)
     if html_path:
-        from invobench.report.html import render_comparison_html
+        from invobench.report.compare_page import render_comparison_html
 
         out = Path(html_path)
         try:

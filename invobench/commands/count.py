@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from invobench.counting import analytic_counts, flop_counter_flops, fvcore_macs
-from invobench.registry import LEVELS, Case, all_variants
+from invobench.core import LEVELS, Case
+from invobench.registry import all_variants
 
 
 def count_rows(case: Case, families: list[str], measure: bool) -> list[dict]:

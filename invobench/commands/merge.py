@@ -15,7 +15,8 @@ def command(out: Path, shards: tuple[Path, ...]) -> None:
     Refuses files of different suites or options, a shard given twice and a case id present in two
     files; warns when shards of the split are missing. Every shard's fingerprint is kept in the header.
     """
-    from invobench.bench.runner import RunnerError, merge_shards
+    from invobench.bench.merge import merge_shards
+    from invobench.bench.output import RunnerError
 
     try:
         n, warnings = merge_shards(list(shards), out)

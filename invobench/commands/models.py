@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from invobench.models import MODELS, get_model_spec
-from invobench.models.complexity import PUBLISHED_IMAGE_SIZE, model_row
+from invobench.counting.models import model_row
+from invobench.models.complexity import PUBLISHED_IMAGE_SIZE
 
 
 def _m(n, digits: int = 3) -> str:

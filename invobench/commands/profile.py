@@ -8,13 +8,13 @@ from typing import Optional
 
 import click
 
-from invobench.registry import DEVICES, DTYPES, LEVELS, PASSES
+from invobench.core import DEVICES, DTYPES, LEVELS, PASSES
 
 
 def _static_table(archs: tuple[int, ...], dtypes: tuple[str, ...]) -> None:
     import pandas as pd
 
-    from invobench.static_profile import collect
+    from invobench.ops.involution.static_profile import collect
 
     profiles, notes = collect(list(archs), list(dtypes))
     if profiles:
@@ -83,7 +83,8 @@ def command(variant, B, C, size, H, W, K, G, group_channels, stride, dilation, d
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from invobench.bench.worker import PassCall
-    from invobench.registry import Case, get
+    from invobench.core import Case
+    from invobench.registry import get
 
     try:
         spec = get(variant)

@@ -19,7 +19,7 @@ def command(results: tuple[str, ...], out: str, baseline: str | None) -> None:
     Several files are shown side by side (one column per run in every chart). The page embeds
     plotly.js and needs no network.
     """
-    from invobench.report.html import write_report
+    from invobench.report.page import write_report
     from invobench.report.inputs import ReportInputError
 
     try:

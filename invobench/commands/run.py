@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from invobench.registry import DEVICES, DTYPES
+from invobench.core import DEVICES, DTYPES
 
 
 def _split(values: tuple[str, ...]) -> Optional[list[str]]:
@@ -48,16 +48,15 @@ def command(suite, device, variants, dtypes, out, resume, shard, mem_budget, qui
     """Run SUITE (a name such as `smoke` for suites/smoke.yaml, or a path) and write a results file."""
     from rich.console import Console
 
-    from invobench.bench.runner import RunConfig, RunnerError, run_suite
+    from invobench.bench.runner import RunConfig, RunnerError, default_out, run_suite
     from invobench.bench.suite import SuiteError
+    from invobench.commands._progress import RunProgress
     from invobench.commands.show import print_summary
 
     dtype_list = parse_dtypes(dtypes)
     if resume and out is None:
         raise click.BadParameter("--resume needs the results file to continue: pass --out PATH", param_hint="--resume")
     if out is None and not dry_run:
-        from invobench.bench.runner import default_out
-
         out = default_out(Path(suite).stem)
     config = RunConfig(suite=suite, out=out, device=device, variants=_split(variants), dtypes=dtype_list, resume=resume,
                        shard=shard, mem_budget=mem_budget, quick=quick, threads=threads, dry_run=dry_run)
@@ -69,14 +68,18 @@ def command(suite, device, variants, dtypes, out, resume, shard, mem_budget, qui
     import signal
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    progress = RunProgress(console)
     try:
-        summary = run_suite(config, console=None if dry_run else console)
+        summary = run_suite(config, on_event=None if dry_run else progress)
     except (RunnerError, SuiteError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
+        progress.close()
         console.print(f"interrupted; every finished record is in {out or 'the results file'}; "
                       "continue with --resume --out <that file>", style="yellow")
         raise SystemExit(130) from None
+    finally:
+        progress.close()
     if dry_run:
         for item, plan in summary.planned:
             click.echo(f"{item.case_id}  {item.key:<24} {item.pass_:<7} {item.case.label():<48} {plan}")

@@ -1,78 +1,22 @@
-"""`invobench show RESULTS`: a results file as a pandas table (filter by family, variant, pass, status; --csv)."""
+"""`invobench show RESULTS`: a results file as a table (every record, or a summary view), for the terminal,
+Markdown (pull-request comments, docs) or CSV."""
 from __future__ import annotations
-
-import fnmatch
-from typing import Iterable, Optional
 
 import click
 
-#: the columns of the terminal table (the CSV has every column of `records_frame`)
+from invobench.report.views import VIEWS
+
+#: the columns of the terminal table of records (CSV has every column of `records_frame`)
 TABLE_COLUMNS = ["variant", "pass", "B", "C", "H", "W", "K", "G", "s", "dtype", "device", "level", "status",
                  "median_ms", "iqr_%", "n", "GB/s", "GFLOP/s", "%roof", "peak_MiB", "saved_MiB", "note"]
 
 
-def records_frame(records: Iterable):
-    """One row per record: case parameters, status, latency statistics, roofline and memory fields."""
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        c = r.case
-        s, roof, mem = r.stats, r.roofline, r.memory
-        rows.append({
-            "case_id": r.case_id, "family": r.family, "variant": f"{r.family}.{r.variant}", "pass": r.pass_,
-            "B": c.get("B"), "C": c.get("C"), "H": c.get("H"), "W": c.get("W"), "K": c.get("K"), "G": c.get("G"),
-            "s": c.get("stride"), "d": c.get("dilation"), "dtype": c.get("dtype"), "device": c.get("device"),
-            "level": c.get("level"), "status": r.status,
-            "median_ms": s.median_ms if s else None, "iqr_%": 100 * s.iqr_ms / s.median_ms if s and s.median_ms else None,
-            "n": s.n if s else None, "min_ms": s.min_ms if s else None, "mean_ms": s.mean_ms if s else None,
-            "GB/s": roof.achieved_gbps if roof else None,
-            "GFLOP/s": roof.achieved_flops / 1e9 if roof and roof.achieved_flops is not None else None,
-            "FLOP/B": roof.intensity_flop_per_byte if roof else None,
-            "%roof": roof.pct_of_roofline if roof else None, "bound": roof.bound_by if roof else None,
-            "peak_MiB": mem.peak_bytes / 2**20 if mem and mem.peak_bytes is not None else None,
-            "saved_MiB": mem.saved_for_backward_bytes / 2**20 if mem and mem.saved_for_backward_bytes is not None else None,
-            "min_MiB": mem.min_bytes / 2**20 if mem and mem.min_bytes is not None else None,
-            "macs": r.macs, "flops": r.flops, "params": r.params,
-            "stop": r.timer.stop_reason if r.timer else None,
-            "timer_overhead_ms": r.timer.overhead_ms if r.timer else None,
-            "note": (r.error or "; ".join(r.reasons) or "")[:70],
-        })
-    df = pd.DataFrame(rows)
-    numeric = ["median_ms", "iqr_%", "n", "min_ms", "mean_ms", "GB/s", "GFLOP/s", "FLOP/B", "%roof", "peak_MiB",
-               "saved_MiB", "min_MiB", "timer_overhead_ms"]
-    for col in numeric:
-        if col in df.columns:
-            df[col] = pd.to_numeric(df[col], errors="coerce")
-    return df
-
-
-def filter_frame(df, families: Optional[list[str]] = None, variants: Optional[list[str]] = None,
-                 statuses: Optional[list[str]] = None, passes: Optional[list[str]] = None):
-    if df.empty:
-        return df
-    keep = df.index == df.index
-    if families:
-        keep &= df["family"].isin(families)
-    if variants:
-        def match(v: str) -> bool:
-            short = v.split(".", 1)[1]
-            return any(fnmatch.fnmatchcase(v, p) or fnmatch.fnmatchcase(short, p) for p in variants)
-        keep &= df["variant"].map(match)
-    if statuses:
-        keep &= df["status"].isin(statuses)
-    if passes:
-        keep &= df["pass"].isin(passes)
-    return df[keep]
-
-
-def format_table(df) -> str:
+def format_table(df, columns=None) -> str:
     import pandas as pd
 
     if df.empty:
         return "(no records)"
-    cols = [c for c in TABLE_COLUMNS if c in df.columns]
-    view = df[cols].copy()
+    view = df[[c for c in columns if c in df.columns]] if columns else df
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
                            "display.max_colwidth", 70):
         return view.to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 1e4 else f"{v:.0f}",
@@ -93,8 +37,10 @@ def roofline_lines(rooflines) -> list[str]:
 
 def print_summary(records, rooflines) -> None:
     """The table `run` prints at the end: every record, status counts, the run's rooflines."""
+    from invobench.report.views import records_frame
+
     df = records_frame(records)
-    click.echo(format_table(df))
+    click.echo(format_table(df, TABLE_COLUMNS))
     if not df.empty:
         counts = df["status"].value_counts()
         click.echo("\nstatus: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -107,31 +53,55 @@ def print_summary(records, rooflines) -> None:
 
 @click.command("show")
 @click.argument("results", type=click.Path(dir_okay=False))
-@click.option("--family", "families", multiple=True, help="Only this family (repeatable).")
+@click.option("--view", type=click.Choice(VIEWS), default="records", show_default=True,
+              help="records: every record; cpu: involution.cpu against the other CPU forms per case and pass; "
+                   "models: RedNet against ResNet; reference: every variant at one case (--case) against the "
+                   "depthwise conv.")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv"]), default="table", show_default=True,
+              help="table: for the terminal; md: Markdown (pull requests, docs); csv: every column.")
+@click.option("--case", "case_label", default=None, metavar="LABEL",
+              help="--view reference: the case, e.g. 'B8 C256 56x56 K7 G16' (default: the largest op-level case).")
+@click.option("--family", "families", multiple=True, help="Only this family (repeatable; records view).")
 @click.option("--variant", "variants", multiple=True, help="Only variants matching (name, family.name, globs; repeatable).")
 @click.option("--status", "statuses", multiple=True,
               type=click.Choice(["ok", "error", "skipped", "crashed", "oom", "timeout"]), help="Only this status (repeatable).")
 @click.option("--pass", "passes", multiple=True, type=click.Choice(["fwd", "bwd", "fwd+bwd", "train"]), help="Only this pass.")
-@click.option("--csv", "as_csv", is_flag=True, help="Print every column as CSV instead of the table.")
-def command(results, families, variants, statuses, passes, as_csv):
-    """Print the records of a RESULTS file (JSON Lines, schema v1) as a table."""
+@click.option("--csv", "as_csv", is_flag=True, help="Same as --format csv.")
+def command(results, view, fmt, case_label, families, variants, statuses, passes, as_csv):
+    """Print the records of a RESULTS file (JSON Lines, schema v1) as a table, or a summary view of them."""
+    from invobench.report import views
     from invobench.results import ResultsFileError, read_results
 
     try:
         data = read_results(results)
     except ResultsFileError as exc:
         raise click.ClickException(str(exc)) from None
-    df = filter_frame(records_frame(data.records), list(families), list(variants), list(statuses), list(passes))
-    if as_csv:
+    fmt = "csv" if as_csv else fmt
+    if view == "records":
+        df = views.filter_frame(views.records_frame(data.records), list(families), list(variants), list(statuses),
+                                list(passes))
+        columns = None if fmt == "csv" else TABLE_COLUMNS
+    elif view == "cpu":
+        df, columns = views.cpu_view(data), None
+    elif view == "models":
+        df, columns = views.models_view(data), None
+    else:
+        df, columns = views.reference_view([data], case_label), None
+    if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
+        return
+    if fmt == "md":
+        shown = df[[c for c in columns if c in df.columns]] if columns and not df.empty else df
+        click.echo(views.to_markdown(shown))
         return
     h = data.header
     fp = h.fingerprint
     click.echo(f"suite {h.suite.name} (sha256 {h.suite.sha256[:12]}), run {h.run_id[:12]}, "
-               f"{fp.get('time_utc', '?')}, invobench {fp.get('invobench', '?')}, torch {fp.get('torch', {}).get('version', '?')}, "
-               f"git {str((fp.get('git') or {}).get('commit'))[:10]}{' (dirty)' if (fp.get('git') or {}).get('dirty') else ''}")
-    click.echo(f"cpu {fp.get('cpu', {}).get('model', '?')}, {fp.get('torch', {}).get('threads', '?')} threads")
+               f"{fp.time_utc or '?'}, invobench {fp.invobench or '?'}, torch {fp.torch.version or '?'}, "
+               f"git {str(fp.git.commit)[:10]}{' (dirty)' if fp.git.dirty else ''}")
+    click.echo(f"cpu {fp.cpu.model or '?'}, {fp.torch.threads or '?'} threads")
     for line in roofline_lines(data.rooflines):
         click.echo(line)
-    click.echo(format_table(df))
-    click.echo(f"\n{len(df)} of {len(data.records)} records")
+    click.echo(format_table(df, columns))
+    if view == "records":
+        click.echo(f"\n{len(df)} of {len(data.records)} records")

@@ -1,4 +1,4 @@
-"""Analytic counts of spec/operators.md: MACs, FLOPs (= 2·MACs), parameters, minimum bytes.
+"""Analytic counts of the spec (docs/spec.md): MACs, FLOPs (= 2·MACs), parameters, minimum bytes.
 
 Each function is a small pure formula, unit-tested against the spec's worked examples.
 """
@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from invobench.registry import Case
-
-BYTES_PER_ELEMENT = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
+from invobench.core import BYTES_PER_ELEMENT, Case
+from invobench.ops.conv import CONV_GROUPS
 
 
 @dataclass(frozen=True)
@@ -116,9 +115,6 @@ def attention_min_bytes_fwd(B: int, C: int, H: int, W: int, Ho: int, Wo: int, e:
 
 # ---- dispatch ------------------------------------------------------------------------------
 
-CONV_GROUPS = {"dense": lambda c: 1, "grouped": lambda c: c.G, "depthwise": lambda c: c.C}
-
-
 def analytic_counts(family: str, variant: str, case: Case) -> Counts:
     """The spec's counts for a (family, variant, case). Backward MACs are 2× forward (every input needs a grad)."""
     B, C, H, W, K, G = case.B, case.C, case.H, case.W, case.K, case.G
@@ -142,4 +138,17 @@ def analytic_counts(family: str, variant: str, case: Case) -> Counts:
             return Counts(macs, 2 * macs, params, attention_min_bytes_fwd(B, C, H, W, Ho, Wo, e), None)
         macs = attention_layer_macs(B, C, H, W, Ho, Wo, K)
         return Counts(macs, 2 * macs, attention_params(C, G, K, case.rpb), None, None)
-    raise ValueError(f"no analytic counts for family {family!r}; known: involution, conv, attention")
+    if family == "model":
+        return model_counts(variant, case)
+    raise ValueError(f"no analytic counts for family {family!r}; known: involution, conv, attention, model")
+
+
+def model_counts(variant: str, case: Case) -> Counts:
+    """A whole network's counts (spec §5): forward MACs, backward MACs, parameters (no byte model)."""
+    from invobench.models import MODELS, split_variant_name
+    from invobench.models.complexity import bottleneck_net_counts
+
+    spec = MODELS[split_variant_name(variant)[0]]
+    counts = bottleneck_net_counts(spec.depth, spec.involution, case.H, case.W, case.B)
+    return Counts(macs_fwd=counts.macs, macs_bwd=counts.macs_bwd, params=counts.params,
+                  min_bytes_fwd=None, min_bytes_bwd=None)

@@ -16,7 +16,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from invobench.ops.involution.custom_op import REGISTERED_OPS, involution_macs_from_shapes
-from invobench.registry import Workload
+from invobench.core import Workload
 
 #: fvcore counts these by default; the spec does not (BN, pooling, upsampling are not MACs here)
 FVCORE_IGNORED = [

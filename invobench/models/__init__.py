@@ -50,9 +50,18 @@ def involution_variant_reasons(variant: str) -> list[str]:
     """Why involution `variant` can't run at all on this machine ([] when it can; "auto" always can)."""
     if variant == "auto":
         return []
-    from invobench.registry import get
+    from invobench.ops.involution import get_variant
 
-    return get(variant, "involution").unavailable_reasons()  # unknown names raise, listing the known ones
+    return get_variant(variant).unavailable_reasons()  # unknown names raise, listing the known ones
+
+
+def split_variant_name(variant: str) -> tuple[str, Optional[str]]:
+    """"rednet50-cuda-simple" -> ("rednet50", "cuda-simple"); "resnet50" -> ("resnet50", None): a model
+    variant's network and the involution variant of its involution layers."""
+    model_name, _, involution_variant = variant.partition("-")
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model variant {variant!r}; known models: {', '.join(MODELS)}")
+    return model_name, involution_variant or None
 
 
 def build_model(name: str, variant: Optional[str] = None, num_classes: int = 1000,
@@ -77,7 +86,5 @@ def build_model(name: str, variant: Optional[str] = None, num_classes: int = 100
     return spec.builder(variant=variant, num_classes=num_classes, stem_kernel_size=stem_kernel_size)
 
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "get_model_spec", "model_names", "rednet", "resnet"]
-
-# Registers the "model" family (model.<resnet>, model.<rednet>-<involution variant>) in the registry.
-from invobench.models import workloads as _workloads  # noqa: E402,F401
+__all__ = ["MODELS", "ModelSpec", "build_model", "get_model_spec", "model_names", "rednet", "resnet",
+           "split_variant_name"]

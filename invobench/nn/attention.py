@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from invobench.ops.attention import neighborhood_attention
-from invobench.shapes import check_positive_int, padding_for
+from invobench.core import check_positive_int, padding_for
 
 
 class LocalSelfAttention2d(nn.Module):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from invobench.shapes import check_positive_int, padding_for
+from invobench.core import check_positive_int, padding_for
 
 
 class _ConvBaseline(nn.Conv2d):

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from invobench.ops.involution import involution
-from invobench.shapes import check_positive_int, padding_for
+from invobench.core import check_positive_int, padding_for
 
 
 class Involution2d(nn.Module):

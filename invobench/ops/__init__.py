@@ -1,6 +1,8 @@
-"""Operator families. Importing this package registers every variant."""
-from invobench.ops.involution import involution  # noqa: F401
-from invobench.ops import conv as _conv  # noqa: F401
-from invobench.ops import attention as _attention  # noqa: F401
+"""Operator families: involution (the operator under test), convolution and local self-attention.
+
+Each family package declares its variants (`VARIANTS`: what each implementation can run, and its
+operator callable); nothing is registered by importing them.
+"""
+from invobench.ops.involution import involution
 
 __all__ = ["involution"]

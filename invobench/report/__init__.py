@@ -1,7 +1,10 @@
 """Reports and comparisons of results files: `invobench report` (interactive HTML) and `invobench compare`.
 
-Reads only results files (schema v1, `invobench.results`); knows nothing of timing.
+Reads only results files (schema v1, `invobench.results`); knows nothing of timing. Modules:
+`inputs` (finding and reading files), `rows` (one row per record), `figures`, `tables`, `page`
+(the report page, with `assets/` CSS and JavaScript), `stats` and `compare` (the statistics and
+verdicts of `compare`), `compare_page` (its HTML page).
 """
 from invobench.report.compare import CompareError, Comparison, compare_runs  # noqa: F401
-from invobench.report.html import build_report, write_report  # noqa: F401
 from invobench.report.inputs import ReportInputError, load_results  # noqa: F401
+from invobench.report.page import build_report, write_report  # noqa: F401

@@ -28,7 +28,7 @@ from typing import Optional
 
 import numpy as np
 
-from invobench.report.inputs import machine_name
+from invobench.report.inputs import host_loads, machine_name
 from invobench.report.stats import (
     DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, MIN_SAMPLES, as_samples, case_rng, fmt_ratio, holm_adjust, paired_ratio,
     ratio_of_medians, verdict,
@@ -152,10 +152,8 @@ def _index(run: ResultsFile, side: str, warnings: list[str]) -> dict[str, Record
 
 def _busy_host(run: ResultsFile) -> Optional[str]:
     """'load average up to L on N cores' when the runner saw more runnable work than cores, else None."""
-    from invobench.report.html import host_loads
-
     loads = host_loads(run)
-    cores = (run.header.fingerprint.get("cpu") or {}).get("logical_cores")
+    cores = run.header.fingerprint.cpu.logical_cores
     if loads and isinstance(cores, int) and max(loads) > cores:
         return f"1-minute load average up to {max(loads):.1f} on {cores} logical cores"
     return None
@@ -167,14 +165,10 @@ def _environment_difference(base: ResultsFile, new: ResultsFile) -> Optional[str
     They are the settings that move latencies without a code change: threads, and the allocator's
     (THP_MEM_ALLOC_ENABLE, GLIBC_TUNABLES: a large output mapped fresh each call, or reused from the
     heap; invobench.env.WORKER_ENV_DEFAULTS)."""
-    def env(run: ResultsFile) -> dict:
-        fp = run.header.fingerprint if isinstance(run.header.fingerprint, dict) else {}
-        return fp.get("env") if isinstance(fp.get("env"), dict) else {}
-
     def show(value: object) -> str:
         return "unset" if value is None else repr(value)
 
-    base_env, new_env = env(base), env(new)
+    base_env, new_env = base.header.fingerprint.env, new.header.fingerprint.env
     diffs = [f"{k}: {show(base_env.get(k))} vs {show(new_env.get(k))}"
              for k in sorted(set(base_env) | set(new_env)) if base_env.get(k) != new_env.get(k)]
     return "; ".join(diffs) if diffs else None

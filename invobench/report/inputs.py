@@ -60,23 +60,20 @@ def load_results(paths: Iterable[Union[str, Path]]) -> list[ResultsFile]:
 
 def machine_name(results: ResultsFile) -> str:
     """A short name for the machine of a run: the GPU if one was used, else the CPU model, then the host."""
-    fp = results.header.fingerprint or {}
-    cuda = fp.get("cuda") or {}
-    devices = cuda.get("devices") or []
+    fp = results.header.fingerprint
     used_cuda = any(r.case.get("device") == "cuda" for r in results.records)
-    cpu = (fp.get("cpu") or {}).get("model")
-    if used_cuda and devices and isinstance(devices[0], dict) and devices[0].get("name"):
-        device = str(devices[0]["name"])
-    else:
-        device = str(cpu) if cpu else "unknown machine"
-        # the widest SIMD the CPU has: one model name can cover AVX2 and AVX-512 generations
-        simd = (fp.get("cpu") or {}).get("simd") or []
-        widest = next((name for flag, name in (("avx512f", "avx512"), ("avx2", "avx2"), ("sve", "sve"), ("asimd", "neon"))
-                       if flag in simd), None)
-        if widest:
-            device += f" {widest}"
-    host = fp.get("hostname")
-    return f"{device} ({host})" if host else device
+    device = fp.machine_name(used_cuda)
+    return f"{device} ({fp.hostname})" if fp.hostname else device
+
+
+def host_loads(run: ResultsFile) -> list[float]:
+    """The 1-minute load averages the runner recorded at the start of each case group (info.host_load)."""
+    loads = []
+    for record in run.records:
+        value = record.info.get("host_load")
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], (int, float)):
+            loads.append(float(value[0]))
+    return loads
 
 
 def run_titles(runs: list[ResultsFile]) -> list[str]:

@@ -1,7 +1,7 @@
 // Address/UB-sanitizer check of the C++ kernel: exact-sized heap buffers (so a read one element past
 // any tensor is reported), the three kernels at one shape, forward and both gradients compared with a
 // naive double-precision loop. It calls the kernels through their C ABI only (cpu/abi.h), compiled
-// together with the translation unit that defines it (tests/test_cpu_kernel.py builds it so):
+// together with the translation unit that defines it (tests/ops/test_cpu_kernel.py builds it so):
 //
 //   g++ -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fopenmp -march=native -std=c++17 \
 //       -Iinvobench/ops/involution/csrc -o /tmp/cpu_asan tests/harness/cpu_asan.cpp \

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-from invobench.shapes import out_size, padding_for
+from invobench.core.shapes import out_size, padding_for
 
 
 def neighborhood_mask_mod(H: int, W: int, Wo: int, kernel_size: int, stride: int, dilation: int):

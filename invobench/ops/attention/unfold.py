@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from invobench.shapes import padding_for
+from invobench.core.shapes import padding_for
 
 
 def rpb_taps(rpb: torch.Tensor, kernel_size: int) -> torch.Tensor:

@@ -1,12 +1,10 @@
-"""torch.compile of the involution apply.
+"""torch.compile of the involution apply: the `compile` variant.
 
-Formulation: the K²-tap loop of `reference.py`, not the unfold form. Measured on the 2-core
-CPU of our dev machines (C=256, H=W=56, K=7, G=16, B=8, fp32, best of 3 after warm-up):
-compiled tap loop 152 ms, compiled unfold 174 ms, eager tap loop 409 ms. Inductor fuses the
-49 shifted multiply-adds into one loop nest that reads x and the kernel once and never
-materialises the K²-sized patch tensor, which is why it wins; the price is compile time
-(~25 s at K=7 against ~3 s for the unfold graph), paid once per shape.
-The backward compiles the explicit tap-loop backward of `reference.py` the same way.
+Formulation: the K²-tap loop of `reference.py`, not the unfold form. Inductor fuses the K² shifted
+multiply-adds into one loop nest that reads x and the kernel once and never materialises the
+K²-sized patch tensor, which is why it beats a compiled unfold; the price is compile time (tens of
+seconds at K=7 on a small CPU), paid once per shape. The backward compiles the explicit tap-loop
+backward of `reference.py` the same way.
 """
 from __future__ import annotations
 
@@ -15,6 +13,7 @@ import functools
 import torch
 
 from invobench.ops.involution.reference import involution_reference, involution_reference_backward
+from invobench.ops.involution.variant import involution_variant
 
 
 @functools.cache
@@ -34,3 +33,12 @@ def involution_compiled(x, kernel, kernel_size, stride=1, dilation=1):
 
 def involution_compiled_backward(grad_out, x, kernel, kernel_size, stride=1, dilation=1):
     return _compiled()[1](grad_out, x, kernel, kernel_size, stride, dilation)
+
+
+VARIANTS = (
+    involution_variant(
+        "compile", involution_compiled, involution_compiled_backward, devices=("cpu", "cuda"),
+        dtypes=("float32", "bfloat16", "float16"),
+        description="torch.compile (inductor) of the tap loop, forward and explicit backward",
+    ),
+)

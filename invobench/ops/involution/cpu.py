@@ -24,10 +24,9 @@ from pathlib import Path
 
 import torch
 
-from invobench.ops.involution import register_involution_variant
+from invobench.core import Case, check_involution_args
 from invobench.ops.involution.custom_op import define_native_involution_op
-from invobench.registry import Case
-from invobench.shapes import check_involution_args
+from invobench.ops.involution.variant import involution_variant
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ def requirements() -> list[str]:
     """Why the extension can't be built here (checked without building it)."""
     if _BUILD["library"] is not None:
         # Built and loaded: nothing left to check. `involution()` asks on every call, and the two
-        # PATH searches below cost ~0.2 ms, as much as the kernel at a batch-1 RedNet shape.
+        # PATH searches below cost as much as the kernel itself at a batch-1 RedNet shape.
         return []
     reasons = []
     if shutil.which(_compiler()) is None:
@@ -172,7 +171,7 @@ def _load() -> None:
 
 
 def apply(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int, dilation: int) -> torch.Tensor:
-    """`APPLY["cpu"]`: the forward op, differentiable, after the first-use build. It checks its
+    """The `op` of the `cpu` variant: the forward op, differentiable, after the first-use build. It checks its
     arguments in C++ only (`involution()` and `involution_cpu()` check them first, in Python)."""
     if _BUILD["library"] is None:
         _load()
@@ -206,8 +205,8 @@ def _info(case: Case) -> dict:
     return info
 
 
-register_involution_variant(
+VARIANTS = (involution_variant(
     "cpu", apply=apply, devices=("cpu",), dtypes=DTYPES,
     description="C++/OpenMP kernel: SIMD along W, each kernel value reused across its group's channels",
     requirements=requirements, info=_info,
-)
+),)

@@ -3,7 +3,7 @@
 `static_profiles(archs, dtypes)` compiles `csrc/involution_cuda.cu` with the machine's nvcc,
 `nvcc -cubin -arch=sm_XX -Xptxas -v`, once per (dtype, K, arch) — the same instantiation the
 NVRTC loader builds — and reads ptxas's report of every entry point. `invobench profile --static`
-shows them beside Triton's (`invobench.static_profile.collect`).
+shows them beside Triton's (`invobench.ops.involution.static_profile.collect`).
 
 Shared memory: ptxas reports static shared memory only, and the tiled kernels use a dynamic buffer
 sized at launch. For them `shared_bytes` adds the dynamic bytes of the launch the loader plans at a
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from invobench.ops.involution.cuda import CUDA_MAX_KERNEL_SIZE, KERNEL_SOURCE, SCALAR_TYPES, plan
-from invobench.static_profile import StaticKernelProfile, parse_ptxas_verbose
+from invobench.ops.involution.ptxas import StaticKernelProfile, parse_ptxas_verbose
 
 #: K compiled by default (the paper's kernel size); the tests add 1, 3, 5
 DEFAULT_KERNEL_SIZES = (7,)

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
-from invobench.shapes import out_size
+from invobench.core.shapes import out_size
 
 Forward = Callable[[torch.Tensor, torch.Tensor, int, int, int], torch.Tensor]
 Backward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, int, int], tuple[torch.Tensor, torch.Tensor]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from invobench.shapes import padding_for
+from invobench.core.shapes import padding_for
 
 
 def _tap_slices(i: int, j: int, Ho: int, Wo: int, stride: int, dilation: int) -> tuple[slice, slice]:

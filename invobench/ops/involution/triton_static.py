@@ -32,7 +32,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from invobench.static_profile import StaticKernelProfile, parse_ptxas_verbose
+from invobench.ops.involution.ptxas import StaticKernelProfile, parse_ptxas_verbose
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,8 @@ def kernel_builds(dtype: str) -> list[KernelBuild]:
     """Every kernel × autotune configuration of `triton.py`, specialised for REPRESENTATIVE in `dtype`."""
     from triton.runtime.jit import MockTensor
 
+    from invobench.core import DTYPES, out_size, padding_for
     from invobench.ops.involution import triton as tk
-    from invobench.registry import DTYPES
-    from invobench.shapes import out_size, padding_for
 
     r = REPRESENTATIVE
     B, C, H, W, G, K, s, d = r["B"], r["C"], r["H"], r["W"], r["G"], r["K"], r["stride"], r["dilation"]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from invobench.shapes import padding_for
+from invobench.core import padding_for
+from invobench.ops.involution.variant import ALL_FLOAT, involution_variant
 
 
 def involution_unfold(x: torch.Tensor, kernel: torch.Tensor, kernel_size: int, stride: int = 1, dilation: int = 1) -> torch.Tensor:
@@ -32,3 +33,11 @@ def involution_unfold_backward(
     grad_patches = (kernel.unsqueeze(2) * gg).reshape(B, C * KK, Ho * Wo)
     grad_x = F.fold(grad_patches, (H, W), kernel_size, dilation=dilation, padding=p, stride=stride)
     return grad_x, grad_w
+
+
+VARIANTS = (
+    involution_variant(
+        "unfold", involution_unfold, involution_unfold_backward, devices=("cpu", "cuda"), dtypes=ALL_FLOAT,
+        description="the paper's naive form: unfold to (B, C·K², L), multiply, sum (K²× input memory)",
+    ),
+)

@@ -35,8 +35,7 @@
 //   under cpu/, one per concern (simd, convert, geometry, scratch, staging, prefetch, store,
 //   window_sum, forward, grad_input, grad_kernel). No torch header is included, so this file builds
 //   alone in seconds: involution_cpu_ops.cpp, built into the same library, allocates, validates and
-//   calls the ABI as the ops' CPU kernels; tools/cpu_ab.py builds this file alone, and
-//   tests/harness/cpu_asan.cpp is linked against it.
+//   calls the ABI as the ops' CPU kernels, and tests/harness/cpu_asan.cpp is linked against it.
 #include "cpu/abi.h"
 
 #include <algorithm>

@@ -15,7 +15,7 @@
 //           reuses each staged value across the OUTPUTS_PER_THREAD neighbouring pixels it owns.
 //
 // The per-thread work of every kernel is a __host__ __device__ function, so the host harness in
-// tests/cuda_harness runs it for every thread index of a grid on the CPU. What only a GPU runs is
+// tests/harness/cuda runs it for every thread index of a grid on the CPU. What only a GPU runs is
 // the thin __global__ shell below each design: blockIdx/threadIdx, the extern shared buffer and the
 // __syncthreads() between the staging and compute phases.
 //

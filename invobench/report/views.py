@@ -1,0 +1,219 @@
+"""Summary tables of results files, for `invobench show --view` and the generated blocks of README and docs.
+
+Each view is a pure function of results files returning a pandas DataFrame (or a line of text):
+
+- `records`: one row per record (case parameters, status, latency, roofline, memory).
+- `cpu`: per case and pass of a CPU run, involution.cpu against the other CPU forms of the apply
+  (eager, unfold, compile) and the depthwise conv of the same MACs; how much faster it is than the
+  best other form, and the % of the run's roofline a call 10× faster than that form would need
+  (over 100 %: no implementation can be 10× faster on that machine).
+- `models`: RedNet against the ResNet of the same depth, per batch and pass.
+- `reference`: per run, every variant at one case (the suite's largest op-level case by default),
+  with its latency relative to the depthwise conv and its % of roofline.
+- `run_facts`: one line of provenance and the run's measured roofline.
+
+Latencies are the medians the records carry; ratios are taken within one run.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Iterable, Optional, Sequence
+
+import pandas as pd
+
+from invobench.report.inputs import machine_name
+from invobench.results import Record, ResultsFile
+
+VIEWS = ("records", "cpu", "models", "reference")
+#: the other CPU forms of the apply the cpu view compares involution.cpu against
+CPU_OTHERS = ("eager", "unfold", "compile")
+PEER = "conv.depthwise"
+
+
+def _median(record: Record) -> Optional[float]:
+    return record.stats.median_ms if record.status == "ok" and record.stats is not None else None
+
+
+def shape_label(case: dict) -> str:
+    """'B8 C256 56x56 K7 G16' (+ ' s2' for a strided case)."""
+    stride = f" s{case.get('stride')}" if case.get("stride", 1) != 1 else ""
+    return f"B{case.get('B')} C{case.get('C')} {case.get('H')}x{case.get('W')} K{case.get('K')} G{case.get('G')}{stride}"
+
+
+def records_frame(records: Iterable[Record]) -> pd.DataFrame:
+    """One row per record: case parameters, status, latency statistics, roofline and memory fields."""
+    rows = []
+    for r in records:
+        c = r.case
+        s, roof, mem = r.stats, r.roofline, r.memory
+        rows.append({
+            "case_id": r.case_id, "family": r.family, "variant": f"{r.family}.{r.variant}", "pass": r.pass_,
+            "B": c.get("B"), "C": c.get("C"), "H": c.get("H"), "W": c.get("W"), "K": c.get("K"), "G": c.get("G"),
+            "s": c.get("stride"), "d": c.get("dilation"), "dtype": c.get("dtype"), "device": c.get("device"),
+            "level": c.get("level"), "status": r.status,
+            "median_ms": s.median_ms if s else None, "iqr_%": 100 * s.iqr_ms / s.median_ms if s and s.median_ms else None,
+            "n": s.n if s else None, "min_ms": s.min_ms if s else None, "mean_ms": s.mean_ms if s else None,
+            "GB/s": roof.achieved_gbps if roof else None,
+            "GFLOP/s": roof.achieved_flops / 1e9 if roof and roof.achieved_flops is not None else None,
+            "FLOP/B": roof.intensity_flop_per_byte if roof else None,
+            "%roof": roof.pct_of_roofline if roof else None, "bound": roof.bound_by if roof else None,
+            "peak_MiB": mem.peak_bytes / 2**20 if mem and mem.peak_bytes is not None else None,
+            "saved_MiB": mem.saved_for_backward_bytes / 2**20 if mem and mem.saved_for_backward_bytes is not None else None,
+            "min_MiB": mem.min_bytes / 2**20 if mem and mem.min_bytes is not None else None,
+            "macs": r.macs, "flops": r.flops, "params": r.params,
+            "stop": r.timer.stop_reason if r.timer else None,
+            "timer_overhead_ms": r.timer.overhead_ms if r.timer else None,
+            "note": (r.error or "; ".join(r.reasons) or "")[:70],
+        })
+    df = pd.DataFrame(rows)
+    numeric = ["median_ms", "iqr_%", "n", "min_ms", "mean_ms", "GB/s", "GFLOP/s", "FLOP/B", "%roof", "peak_MiB",
+               "saved_MiB", "min_MiB", "timer_overhead_ms"]
+    for col in numeric:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def filter_frame(df: pd.DataFrame, families: Optional[list[str]] = None, variants: Optional[list[str]] = None,
+                 statuses: Optional[list[str]] = None, passes: Optional[list[str]] = None) -> pd.DataFrame:
+    if df.empty:
+        return df
+    keep = df.index == df.index
+    if families:
+        keep &= df["family"].isin(families)
+    if variants:
+        def match(v: str) -> bool:
+            short = v.split(".", 1)[1]
+            return any(fnmatch.fnmatchcase(v, p) or fnmatch.fnmatchcase(short, p) for p in variants)
+        keep &= df["variant"].map(match)
+    if statuses:
+        keep &= df["status"].isin(statuses)
+    if passes:
+        keep &= df["pass"].isin(passes)
+    return df[keep]
+
+
+def cpu_view(run: ResultsFile) -> pd.DataFrame:
+    """involution.cpu against the other CPU forms, per case and pass (module docstring)."""
+    by_case: dict[tuple, dict[str, Record]] = {}
+    for r in run.records:
+        if r.status == "ok" and r.case.get("device") == "cpu" and r.case.get("level") == "op" and \
+                (r.family == "involution" or f"{r.family}.{r.variant}" == PEER):
+            by_case.setdefault((r.pass_, shape_label(r.case)), {})[r.variant] = r
+    rows = []
+    for (pass_, label), by in by_case.items():
+        cpu = by.get("cpu")
+        if cpu is None:
+            continue
+        med = {name: _median(rec) for name, rec in by.items()}
+        roof = cpu.roofline
+        best = min((k for k in CPU_OTHERS if med.get(k)), key=lambda k: med[k], default=None)
+        rows.append({
+            "case": label, "pass": pass_, "cpu ms": med["cpu"],
+            "% roofline": roof.pct_of_roofline if roof else None,
+            **{f"{k} ms": med.get(k) for k in CPU_OTHERS}, "depthwise ms": med.get("depthwise"),
+            "× best other": med[best] / med["cpu"] if best else None, "best other": best,
+            "10× needs % roofline": (100 * roof.bound_ms / (med[best] / 10)) if best and roof and roof.bound_ms else None,
+        })
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df.sort_values(["pass", "case"], key=lambda col: col.map(_pass_rank) if col.name == "pass" else col,
+                            kind="stable").reset_index(drop=True)
+    return df
+
+
+def _pass_rank(pass_: str) -> int:
+    order = ("fwd", "bwd", "fwd+bwd", "train")
+    return order.index(pass_) if pass_ in order else len(order)
+
+
+def models_view(run: ResultsFile) -> pd.DataFrame:
+    """RedNet against the ResNet of the same depth, per batch and pass: latency, ratio, params, MACs, peak memory."""
+    from invobench.models import MODELS, split_variant_name
+
+    by_key: dict[tuple, dict[str, Record]] = {}
+    for r in run.records:
+        if r.family != "model" or r.status != "ok":
+            continue
+        model, involution = split_variant_name(r.variant)
+        depth = MODELS[model].depth
+        kind = f"rednet ({involution})" if involution else "resnet"
+        by_key.setdefault((depth, r.case.get("B"), r.pass_), {})[kind] = r
+    rows = []
+    for (depth, batch, pass_), by in sorted(by_key.items(), key=lambda kv: (kv[0][0], kv[0][1], _pass_rank(kv[0][2]))):
+        resnet = by.get("resnet")
+        for kind, red in by.items():
+            if kind == "resnet" or resnet is None:
+                continue
+            peak = lambda rec: rec.memory.peak_bytes / 2**20 if rec.memory and rec.memory.peak_bytes else None  # noqa: E731
+            rows.append({
+                "depth": depth, "B": batch, "pass": pass_, "RedNet": kind.split("(")[1].rstrip(")"),
+                "ResNet ms": _median(resnet), "RedNet ms": _median(red), "RedNet ÷ ResNet": _median(red) / _median(resnet),
+                "ResNet params M": resnet.params / 1e6 if resnet.params else None,
+                "RedNet params M": red.params / 1e6 if red.params else None,
+                "ResNet GMACs": resnet.macs / 1e9 if resnet.macs else None,
+                "RedNet GMACs": red.macs / 1e9 if red.macs else None,
+                "ResNet peak MiB": peak(resnet), "RedNet peak MiB": peak(red),
+            })
+    return pd.DataFrame(rows)
+
+
+def largest_case(run: ResultsFile) -> Optional[str]:
+    """The shape label of the op-level case with the most input elements (the suite's 'main' case)."""
+    best, size = None, -1
+    for r in run.records:
+        c = r.case
+        if c.get("level") != "op":
+            continue
+        n = c.get("B", 0) * c.get("C", 0) * c.get("H", 0) * c.get("W", 0)
+        if n > size:
+            best, size = shape_label(c), n
+    return best
+
+
+def reference_view(runs: Sequence[ResultsFile], case: Optional[str] = None) -> pd.DataFrame:
+    """Per run and pass, every ok variant at one case: median, × the depthwise conv's median, % of roofline."""
+    rows = []
+    for run in runs:
+        label = case or largest_case(run)
+        chosen = [r for r in run.records if r.status == "ok" and shape_label(r.case) == label]
+        peers = {r.pass_: _median(r) for r in chosen if f"{r.family}.{r.variant}" == PEER}
+        for r in sorted(chosen, key=lambda r: (_pass_rank(r.pass_), _median(r))):
+            peer = peers.get(r.pass_)
+            rows.append({
+                "machine": machine_name(run), "case": f"{label} {r.case.get('dtype')}", "pass": r.pass_,
+                "variant": f"{r.family}.{r.variant}", "median ms": _median(r),
+                "× depthwise conv": _median(r) / peer if peer else None,
+                "% roofline": r.roofline.pct_of_roofline if r.roofline else None,
+            })
+    return pd.DataFrame(rows)
+
+
+def run_facts(run: ResultsFile) -> str:
+    """'machine, threads; commit, date; copy bandwidth, matmul peak' of one run."""
+    fp = run.header.fingerprint
+    threads = next((roof.threads for roof in run.rooflines if roof.threads), fp.torch.threads)
+    roofs = "; ".join(
+        f"{roof.device} {roof.dtype}: copy {roof.copy_bandwidth_gbps:.1f} GB/s, matmul {roof.matmul_peak_flops / 1e9:.0f} GFLOP/s"
+        for roof in run.rooflines if roof.copy_bandwidth_gbps and roof.matmul_peak_flops) or "roofline not measured"
+    commit = str(fp.git.commit or "?")[:7] + (" (dirty)" if fp.git.dirty else "")
+    return (f"{machine_name(run)}, {threads} threads, torch {fp.torch.version}; suite `{run.header.suite.name}` at "
+            f"commit {commit}, {str(fp.time_utc or '?')[:10]}; {roofs}")
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
+    """A DataFrame as a GitHub Markdown table (numbers to `digits` significant digits)."""
+    if df.empty:
+        return "(no records)"
+
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return "–"
+        if isinstance(value, float):
+            return f"{value:,.{digits}g}" if abs(value) < 10 ** digits else f"{value:,.0f}"
+        return str(value).replace("|", "\\|")
+
+    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
+    rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
