@@ -28,7 +28,7 @@ def test_prepare_base_renames_the_package_but_not_kernel_symbols(tmp_path):
     assert commit == head
     pkg = tmp_path / ab.PACKAGE
     registry = (pkg / "registry.py").read_text()
-    assert "import invobench_base.ops" in registry and "import invobench.ops" not in registry
+    assert "from invobench_base.workloads import builtin_variants" in registry and "from invobench." not in registry
     leftovers = [p for p in pkg.rglob("*.py") if ab._WORD.search(p.read_text())]
     assert leftovers == []
     cpu = (pkg / "ops" / "involution" / "cpu.py").read_text()
