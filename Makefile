@@ -6,7 +6,7 @@ STAMP := $(VENV)/.invobench-installed
 # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build on CPU machines.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: bench bench-ci test test-all test-browser browser install clean
+.PHONY: bench bench-ci test test-all test-browser browser install clean reference docs
 
 install: $(STAMP)
 
@@ -54,3 +54,21 @@ test-all: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Reference runs of this machine: one results file per suite in results/<machine>/ (the machine's name
+# from `invobench env --slug`), replacing the previous one only when the new run finished; then the
+# generated tables of README.md, docs/ and results/README.md are rewritten from them. Run it on a quiet
+# machine: nothing else should compete for the cores while it measures.
+REFERENCE_SUITES ?= smoke cpu paper models
+reference: $(STAMP)
+	@machine=$$($(PY) -m invobench env --slug) && mkdir -p results/$$machine && \
+	for suite in $(REFERENCE_SUITES); do \
+	    out=results/$$machine/$$suite.jsonl; tmp=results/local/reference-$$machine-$$suite.jsonl; \
+	    mkdir -p results/local && rm -f $$tmp && \
+	    $(PY) -m invobench run $$suite --out $$tmp && mv $$tmp $$out || exit 1; \
+	done
+	$(MAKE) docs
+
+# README.md, docs/*.md and results/README.md: rewrite every generated block from the committed reference runs
+docs: $(STAMP)
+	$(PY) tools/docs_tables.py
