@@ -6,7 +6,7 @@ STAMP := $(VENV)/.invobench-installed
 # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build on CPU machines.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: bench bench-ci test test-all test-browser browser install clean reference docs
+.PHONY: bench bench-ci bench-baseline test test-all test-browser browser install clean reference docs screenshot
 
 install: $(STAMP)
 
@@ -43,11 +43,21 @@ test: $(STAMP) browser
 test-browser: $(STAMP) browser
 	$(PY) -m pytest tests/report/test_browser.py -q -rs -s
 
-# pytest-benchmark regression benchmarks against the stored baseline (see benchmarks/README.md)
+# pytest-benchmark timings of every variant at two paper shapes, shown beside this machine's stored
+# baseline (benchmarks/baseline/<machine>.json) when there is one. It only displays: a baseline from
+# another day or machine is no reference for a pass/fail verdict. The gate is `invobench ab` (docs/gate.md).
 bench-ci: $(STAMP)
-	$(PY) -m pytest benchmarks -p no:cacheprovider --benchmark-autosave \
-	    --benchmark-compare=benchmarks/baseline/cpu-2core.json \
+	@machine=$$($(PY) -m invobench env --slug); baseline=benchmarks/baseline/$$machine.json; \
+	if [ -f $$baseline ]; then compare="--benchmark-compare=$$baseline"; \
+	    echo "bench-ci displays timings beside $$baseline; it does not gate (use invobench ab)"; \
+	else compare=""; echo "bench-ci displays timings; no baseline for $$machine (make bench-baseline); it does not gate"; fi; \
+	$(PY) -m pytest benchmarks -p no:cacheprovider --benchmark-autosave $$compare \
 	    --benchmark-group-by=group --benchmark-columns=min,median,iqr,rounds --benchmark-sort=name
+
+# This machine's pytest-benchmark baseline: a reference run like results/<machine>/ (make reference runs it too)
+bench-baseline: $(STAMP)
+	@machine=$$($(PY) -m invobench env --slug); \
+	$(PY) -m pytest benchmarks -p no:cacheprovider -q --benchmark-json=benchmarks/baseline/$$machine.json
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
@@ -67,8 +77,14 @@ reference: $(STAMP)
 	    mkdir -p results/local && rm -f $$tmp && \
 	    $(PY) -m invobench run $$suite --out $$tmp && mv $$tmp $$out || exit 1; \
 	done
-	$(MAKE) docs
+	$(MAKE) bench-baseline docs
 
 # README.md, docs/*.md and results/README.md: rewrite every generated block from the committed reference runs
 docs: $(STAMP)
 	$(PY) tools/docs_tables.py
+
+# README's picture of the report, from the committed CPU reference run (needs chromium: make browser)
+SCREENSHOT_RUN ?= results/amd-epyc-avx512-2c/cpu.jsonl
+SCREENSHOT_SECTION ?= latency
+screenshot: $(STAMP) browser
+	$(PY) -m invobench report $(SCREENSHOT_RUN) -o results/local/screenshot-report.html --screenshot docs/img/report.png --section $(SCREENSHOT_SECTION)

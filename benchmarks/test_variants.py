@@ -6,7 +6,7 @@ here (no CUDA, a missing compiler, ...) are skipped with the registry's reasons.
 (which may compile) happen before timing. Benchmarks are grouped by case, so each table compares
 the variants of one case.
 
-The stored baseline is benchmarks/baseline/cpu-2core.json; see benchmarks/README.md to refresh it.
+Each machine stores its baseline as benchmarks/baseline/<machine>.json (`make bench-baseline`); see benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from invobench import registry
-from invobench.registry import Case
+from invobench.core import Case
 
 #: (C, H=W) of the RedNet-50 stages 3 and 4: the cheapest paper shapes (stages 1–2 cost minutes more in
 #: the unfold and attention variants on a CI CPU without adding information)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -21,76 +20,28 @@ import pytest
 from invobench.report.compare import compare_runs
 from invobench.report.compare_page import render_comparison_html
 from invobench.report.page import write_report
+from invobench.report.screenshot import headless_chromium, missing, open_page, page_problems
 from invobench.results import read_results
 from synthetic_results import HOSTILE, write_run
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOT_DIR = Path(os.environ.get("INVOBENCH_SCREENSHOT_DIR", Path(tempfile.gettempdir()) / "invobench-screenshots"))
-INSTALL_HINT = "apt-get install -y chromium chromium-driver && pip install selenium (or: make test-browser)"
 
-
-def _missing() -> str | None:
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return f"selenium is not installed; {INSTALL_HINT}"
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            return f"{path} not found; {INSTALL_HINT}"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must not try to download a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="invobench-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000",
-                 # the network is blocked twice over: no name resolves and every proxy connection is refused
-                 "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(120)
-    driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*", "wss://*", "ftp://*"]})
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    with headless_chromium() as driver:
+        yield driver
 
 
 def _open(driver, path: Path) -> None:
-    driver.get_log("browser")  # drop what earlier pages logged
-    driver.get_log("performance")
-    driver.get(path.resolve().as_uri())
-    deadline = time.time() + 90
-    while driver.execute_script("return document.body && document.body.getAttribute('data-rendered')") != "1":
-        if time.time() > deadline:
-            raise AssertionError(f"{path}: the page's script did not finish within 90 s")
-        time.sleep(0.2)
+    open_page(driver, path)
 
 
 def _assert_clean(driver, path: Path) -> None:
-    errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
-    assert not errors, f"console errors on {path}: {errors}"
-    requests = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            url = message["params"]["request"]["url"]
-            if not url.startswith(("file:", "data:", "blob:", "about:")):
-                requests.append(url)
-    assert not requests, f"{path} tried to reach the network: {requests}"
+    problems = page_problems(driver)
+    assert not problems, f"{path}: {problems}"
 
 
 def _assert_figures_rendered(driver) -> int:
