@@ -64,29 +64,49 @@ def get(key: str, family: Optional[str] = None) -> Variant:
     return lookup({v.name: v for v in table.values() if v.family == family}, key, f"{family} variant")
 
 
+class PluginError(ValueError):
+    """A plugin named in INVOBENCH_PLUGINS that cannot be loaded; the message names it and the variable."""
+
+
 def load_plugins(spec: Optional[str] = None) -> list[str]:
     """Import every plugin named in INVOBENCH_PLUGINS (module names or .py paths); returns what was loaded.
 
     A module's `register_plugin()` is called if it has one. The runner and its workers load the same
-    plugins, so both sides agree on the names.
+    plugins, so both sides agree on the names. This runs the plugins' code (under `--dry-run` too): the
+    variable is trusted input, like a `conftest.py`.
     """
     spec = os.environ.get(PLUGINS_ENV, "") if spec is None else spec
     loaded = []
     for entry in filter(None, (s.strip() for s in spec.split(os.pathsep))):
-        if entry.endswith(".py"):
-            name = f"invobench_plugin_{Path(entry).stem}"
-            module = sys.modules.get(name)
-            if module is None:
-                module_spec = importlib.util.spec_from_file_location(name, entry)
-                if module_spec is None or module_spec.loader is None:
-                    raise ImportError(f"{PLUGINS_ENV}: cannot load plugin file {entry}")
-                module = importlib.util.module_from_spec(module_spec)
-                sys.modules[name] = module
-                module_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(entry)
-        if hasattr(module, "register_plugin"):
-            module.register_plugin()
+        where = f"{PLUGINS_ENV} names {entry!r}"
+        try:
+            if entry.endswith(".py"):
+                name = f"invobench_plugin_{Path(entry).stem}"
+                module = sys.modules.get(name)
+                if module is None:
+                    if not Path(entry).is_file():
+                        raise PluginError(f"{where}, which is not a file")
+                    module_spec = importlib.util.spec_from_file_location(name, entry)
+                    if module_spec is None or module_spec.loader is None:
+                        raise PluginError(f"{where}, which Python cannot load as a module")
+                    module = importlib.util.module_from_spec(module_spec)
+                    sys.modules[name] = module
+                    try:
+                        module_spec.loader.exec_module(module)
+                    except BaseException:
+                        sys.modules.pop(name, None)
+                        raise
+            else:
+                module = importlib.import_module(entry)
+            if hasattr(module, "register_plugin"):
+                module.register_plugin()
+        except PluginError:
+            raise
+        except ModuleNotFoundError as exc:
+            raise PluginError(f"{where}, which cannot be imported: {exc} (a module on sys.path, or a path to a .py "
+                              f"file; separate several with {os.pathsep!r})") from exc
+        except Exception as exc:  # the plugin's own code failed: say whose
+            raise PluginError(f"{where}, whose code failed while loading: {type(exc).__name__}: {exc}") from exc
         loaded.append(entry)
     return loaded
 

@@ -32,7 +32,7 @@ from invobench.bench.cases import BenchItem
 from invobench.core import FAMILIES, Variant, Workload
 from invobench.env import REPO_ROOT
 from invobench.registry import register
-from invobench.results import ResultsFile, append_line, case_id, read_results
+from invobench.results import GitInfo, ResultsFile, append_line, case_id, lock_results, read_results
 
 #: directory holding the package `invobench_base` (set by `invobench ab`, read by the plugin in every process)
 BASE_ENV = "INVOBENCH_AB_BASE"
@@ -159,15 +159,16 @@ def split(path: Path, base_out: Path, new_out: Path, base_commit: str) -> tuple[
         else:
             sides["new"].append(record)
     for side, out, commit in (("base", base_out, base_commit), ("new", new_out, None)):
-        fingerprint = dict(run.header.fingerprint)
+        fingerprint = run.header.fingerprint
         if commit is not None:
-            fingerprint["git"] = {"commit": commit, "dirty": False}
+            fingerprint = fingerprint.model_copy(update={"git": GitInfo(commit=commit, dirty=False)})
         header = run.header.model_copy(update={
             "run_id": f"{run.header.run_id}-{side}", "fingerprint": fingerprint,
             "options": {**run.header.options, "ab": {"side": side, "pair_run_id": run.header.run_id,
                                                       "base_commit": base_commit}}})
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.unlink(missing_ok=True)
-        for line in [header, *run.rooflines, *sides[side]]:
-            append_line(out, line)
+        with lock_results(out):
+            out.unlink(missing_ok=True)
+            for line in [header, *run.rooflines, *sides[side]]:
+                append_line(out, line)
     return len(sides["base"]), len(sides["new"])

@@ -23,8 +23,14 @@ DEFAULT_GPU_FRACTION = 0.9
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
+#: how --mem-budget (and a suite's mem_budget) is written; one rule, shown in --help and in every error
+MEM_BUDGET_RULE = ("a share of available memory (60%, or a fraction up to 1: 0.6) or an amount with a unit "
+                   "(8GiB, 512MiB, 8GB, 2000000B); a plain number above 1 is refused, as it could mean either")
+
+
 def parse_mem_budget(text: str, available_bytes: int) -> int:
-    """'60%' or '0.6' → that share of `available_bytes`; '8GiB', '8G' (binary), '8GB' (decimal), '123' → bytes."""
+    """Bytes of a memory budget written as `MEM_BUDGET_RULE` says: '60%', '0.6' (of `available_bytes`), or '8GiB',
+    '8G' (binary), '8GB' (decimal), '512B'."""
     s = str(text).strip()
     try:
         if s.endswith("%"):
@@ -33,20 +39,24 @@ def parse_mem_budget(text: str, available_bytes: int) -> int:
                 raise ValueError
             return int(share * available_bytes)
         value = float(s)
+    except ValueError:
+        value = None
+    if value is not None:
         if 0 < value <= 1:
             return int(value * available_bytes)
-        if value > 1 and value == int(value):
-            return int(value)
-    except ValueError:
-        pass
+        if value > 1:
+            raise ValueError(f"--mem-budget {text!r} has no unit: write {s}B for bytes, or {s}GiB, or a share such as "
+                             f"60%; the rule: {MEM_BUDGET_RULE}")
+        raise ValueError(f"--mem-budget {text!r} is not a size: {MEM_BUDGET_RULE}")
     m = _SIZE.match(s)
-    if m and m.group(2):
+    if m and (m.group(2) or m.group(4)):
         number, unit, binary, b = float(m.group(1)), m.group(2).lower(), m.group(3), m.group(4)
-        power = "kmgt".index(unit) + 1
+        power = "kmgt".index(unit) + 1 if unit else 0
         base = 1000 if (b and not binary) else 1024
-        return int(number * base**power)
-    raise ValueError(f"--mem-budget {text!r} is not a size: use a share of available memory (60%, 0.6) "
-                     "or an amount (8GiB, 512MiB, 8GB, 8G)")
+        amount = int(number * base**power)
+        if amount > 0:
+            return amount
+    raise ValueError(f"--mem-budget {text!r} is not a size: {MEM_BUDGET_RULE}")
 
 
 def available_memory_bytes() -> int:

@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from invobench.bench.cases import parse_shard
-from invobench.bench.output import RunnerError, ensure_writable
+from invobench.bench.output import RunnerError, ensure_writable, lock
 from invobench.results import Record, ResultsFileError, read_results
 
 
@@ -63,22 +63,26 @@ def merge_shards(paths: list[Path], out: Path) -> tuple[int, list[str]]:
     options["merged_from"] = [{"path": f.path, "run_id": f.header.run_id, "shard": f.header.options.get("shard"),
                                "fingerprint": f.header.fingerprint} for f in files]
     header = first.header.model_copy(update={"run_id": uuid.uuid4().hex, "options": options})
-    if out.exists() and out.stat().st_size > 0:
-        raise RunnerError(f"merge: {out} already exists; choose another output path")
     ensure_writable(out)
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(header.model_dump_json(by_alias=True) + "\n")
-            for f in files:
-                for line in f.rooflines:
-                    fh.write(line.model_dump_json(by_alias=True) + "\n")
-            for r in records:
-                fh.write(r.model_dump_json(by_alias=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RunnerError(f"merge: cannot write {out}: {exc.strerror or exc}") from exc
+    with lock(out):
+        if out.exists() and out.stat().st_size > 0:
+            raise RunnerError(f"merge: {out} already exists; choose another output path")
+        tmp = out.with_name(out.name + ".partial")
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(header.model_dump_json(by_alias=True) + "\n")
+                for f in files:
+                    for line in f.rooflines:
+                        fh.write(line.model_dump_json(by_alias=True) + "\n")
+                for r in records:
+                    fh.write(r.model_dump_json(by_alias=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, out)
+        except OSError as exc:
+            try:  # the cleanup must not replace the error that matters
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise RunnerError(f"merge: cannot write {out}: {exc.strerror or exc}") from exc
     return len(records), warnings

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from invobench.bench.budget import fmt_bytes
-from invobench.results import append_line
+from invobench.results import ResultsLock, ResultsLockedError, ResultsWriteError, append_line, lock_results
 
 #: a results file needs at least this much free space before a run starts
 MIN_FREE_BYTES = 1 << 20
@@ -17,8 +17,24 @@ class RunnerError(RuntimeError):
 
 
 def default_out(suite_name: str) -> Path:
+    """out/<suite>-<UTC time>.jsonl; a name is reduced to its last path component, so it stays inside out/."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path("out") / f"{suite_name}-{stamp}.jsonl"
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in Path(str(suite_name)).name).strip(".-")
+    return Path("out") / f"{safe or 'suite'}-{stamp}.jsonl"
+
+
+def lock(out: Path) -> ResultsLock:
+    """The exclusive lock of results file `out` for one writer; RunnerError naming the holder when taken.
+
+    A device (`/dev/null`, `/dev/full`) is not locked: no lock file is made beside it."""
+    if out.exists() and not out.is_file():
+        return ResultsLock(out, None, None)
+    try:
+        return lock_results(out)
+    except ResultsLockedError as exc:
+        raise RunnerError(str(exc)) from None
+    except ResultsWriteError as exc:
+        raise RunnerError(str(exc)) from exc
 
 
 def ensure_writable(out: Path) -> None:
@@ -38,8 +54,9 @@ def ensure_writable(out: Path) -> None:
 
 
 def write_line(out: Path, line) -> None:
+    """Append one line, or stop the run: the line is written whole or rolled back (`append_line`)."""
     try:
         append_line(out, line)
-    except OSError as exc:
-        raise RunnerError(f"cannot write results to {out}: {exc.strerror or exc}. Every line written so far is "
-                          "intact; free space (or fix the path) and rerun with --resume") from exc
+    except ResultsWriteError as exc:
+        raise RunnerError(f"{exc.strerror}. The run stopped; free space (or fix the path) and continue it with "
+                          f"`invobench run SUITE --resume --out {out}`") from exc

@@ -36,12 +36,12 @@ from invobench.bench.budget import (
 )
 from invobench.bench.cases import BenchItem, CaseGroup, expand_suite, group_items, parse_shard, shard_groups
 from invobench.bench.memory import estimate_peak_bytes
-from invobench.bench.output import RunnerError, default_out, ensure_writable, write_line
+from invobench.bench.output import RunnerError, default_out, ensure_writable, lock, write_line
 from invobench.bench.protocol import WorkerDeath, WorkerProcess, WorkerStartError
 from invobench.bench.records import make_record
 from invobench.bench.suite import LoadedSuite, Suite, SuiteError, load_suite
 from invobench.env import fingerprint
-from invobench.registry import all_variants, get, load_plugins
+from invobench.registry import PluginError, all_variants, get, load_plugins
 from invobench.results import SCHEMA_VERSION, Record, Roofline, RunHeader, SuiteRef, ResultsFileError, read_results
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,10 @@ class Runner:
 
     # ---- planning --------------------------------------------------------------------------
     def load(self) -> tuple[LoadedSuite, list[CaseGroup]]:
-        load_plugins()
+        try:
+            load_plugins()
+        except PluginError as exc:
+            raise RunnerError(str(exc)) from exc
         known = [v.key for v in all_variants()]
         loaded = load_suite(self.config.suite, known)
         if self.config.quick:
@@ -176,15 +179,43 @@ class Runner:
             raise RunnerError(str(exc)) from exc
         self.host_budget = host_budget
         items = [item for g in groups for item in g.items]
+        self._refuse_budget_below_every_case(items, host_budget, mem_text)
         summary = RunSummary(out=None)
         if self.config.dry_run:
             for item in items:
                 reasons = self.skip_reasons(item)
+                if not reasons and item.case.device != "cuda":
+                    estimate = _estimate(item)
+                    if estimate is not None and estimate > host_budget:
+                        reasons = [_guard_reason(estimate, host_budget)]
                 summary.planned.append((item, "skip: " + "; ".join(reasons) if reasons else "run"))
             return summary
 
         out = Path(self.config.out) if self.config.out else default_out(loaded.name)
         summary.out = out
+        ensure_writable(out)
+        with lock(out) as held:  # one writer for the whole run: a second run or resume on `out` is refused
+            if held.took_over:
+                log.warning("took over the lock of %s left by %s, which is no longer running", out,
+                            held.took_over.get("pid", "a process"))
+            self._run_locked(out, loaded, groups, items, host_budget, summary)
+        summary.wall_s = time.perf_counter() - t_start
+        return summary
+
+    def _refuse_budget_below_every_case(self, items: list[BenchItem], budget: int, given: Optional[str]) -> None:
+        """A host budget below the smallest CPU case's estimated need would skip everything: refuse it up front."""
+        needs = [(e, item) for item in items if item.case.device != "cuda" for e in [_estimate(item)] if e is not None]
+        if not needs:
+            return
+        smallest, item = min(needs, key=lambda pair: pair[0])
+        if smallest > budget:
+            raise RunnerError(f"the memory budget {fmt_bytes(budget)} ({'--mem-budget ' + given if given else 'the default'}) "
+                              f"is below what the smallest case needs ({fmt_bytes(smallest)}, {item.describe()}): every "
+                              f"case would be skipped; give at least --mem-budget {fmt_bytes(smallest * 1.25).replace(' ', '')}")
+
+    def _run_locked(self, out: Path, loaded: LoadedSuite, groups: list[CaseGroup], items: list[BenchItem],
+                    host_budget: int, summary: RunSummary) -> None:
+        suite = loaded.suite
         done: set[str] = set()
         rooflines: dict[tuple[str, str], Roofline] = {}
         options = {**self.options(), "mem_budget_bytes": host_budget,
@@ -207,11 +238,9 @@ class Runner:
             done = {r.case_id for r in previous.records}
             rooflines = {(r.device, r.dtype): r for r in previous.rooflines}
             summary.already_done = len(done & {i.case_id for i in items})
-            ensure_writable(out)
         else:
             if out.exists() and out.stat().st_size > 0 and not out.is_char_device():
                 raise RunnerError(f"--out {out} already exists; pass --resume to continue that run, or choose another path")
-            ensure_writable(out)
             header = RunHeader(
                 run_id=uuid.uuid4().hex, schema_version=SCHEMA_VERSION,
                 suite=SuiteRef(name=loaded.name, path=loaded.path, sha256=loaded.sha256, config=loaded.config()),
@@ -238,8 +267,6 @@ class Runner:
             finally:
                 worker.stop()
         summary.rooflines = list(rooflines.values())
-        summary.wall_s = time.perf_counter() - t_start
-        return summary
 
     def _emit(self, out: Path, record: Record, summary: RunSummary) -> None:
         write_line(out, record)
@@ -251,9 +278,8 @@ class Runner:
         fits = []
         for item, estimate in runnable:
             if estimate is not None and estimate > budget:
-                reason = (f"memory guard: estimated peak {fmt_bytes(estimate)} exceeds the budget "
-                          f"{fmt_bytes(budget)} (--mem-budget)")
-                self._emit(out, make_record(item, "skipped", reasons=[reason], estimate=estimate), summary)
+                self._emit(out, make_record(item, "skipped", reasons=[_guard_reason(estimate, budget)], estimate=estimate),
+                           summary)
             else:
                 fits.append((item, estimate))
         return fits
@@ -270,7 +296,7 @@ class Runner:
                 if reasons:
                     self._emit(out, make_record(item, "skipped", reasons=reasons), summary)
                     continue
-                runnable.append((item, estimate_peak_bytes(item.family, plain_variant(item.variant), item.case, item.pass_)))
+                runnable.append((item, _estimate(item)))
             if g.case.device != "cuda":
                 runnable = self._guard(out, summary, runnable, self.host_budget)
             if runnable:
@@ -357,6 +383,14 @@ class Runner:
                                                     "for this variant", estimate=estimate), summary)
                     pending.clear()
                     break
+
+
+def _estimate(item: BenchItem) -> Optional[int]:
+    return estimate_peak_bytes(item.family, plain_variant(item.variant), item.case, item.pass_)
+
+
+def _guard_reason(estimate: int, budget: int) -> str:
+    return f"memory guard: estimated peak {fmt_bytes(estimate)} exceeds the budget {fmt_bytes(budget)} (--mem-budget)"
 
 
 def _case_key(item: BenchItem) -> str:

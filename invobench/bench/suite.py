@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from invobench.bench.timing import FLOOR_SAMPLES
 from invobench.core import DEVICES, DTYPES, LEVELS, PASSES
@@ -78,7 +78,7 @@ def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Budget(_Strict):
@@ -95,6 +95,13 @@ class Budget(_Strict):
     timeout_s: float = Field(900.0, gt=0, description="a worker making no progress (no call finishing) this long is killed: timeout")
     l2_flush: bool = Field(True, description="CUDA: overwrite a buffer larger than L2 before every timed call")
     cuda_graphs: bool = Field(False, description="CUDA: time replays of a captured CUDA graph of the call")
+
+    @model_validator(mode="after")
+    def _samples_range(self) -> "Budget":
+        if self.min_samples > self.max_samples:
+            raise ValueError(f"min_samples={self.min_samples} is greater than max_samples={self.max_samples}; "
+                             "every variant gets at least min_samples and at most max_samples samples")
+        return self
 
 
 class RooflineConfig(_Strict):
@@ -116,6 +123,14 @@ class Sweep(_Strict):
 
 class Suite(_Strict):
     name: Optional[str] = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and (not value or not all(ch.isalnum() or ch in "-_." for ch in value) or value[0] == "."):
+            raise ValueError(f"{value!r} is not a plain name: use letters, digits, '-', '_' and '.' (it names the "
+                             "results file, so it may not hold a path)")
+        return value
     description: str = ""
     variants: list[str] = Field(default_factory=list)
     exclude_variants: list[str] = Field(default_factory=list, description="taken out of `variants` (patterns allowed); "
@@ -161,15 +176,45 @@ def resolve_suite_path(name_or_path: str) -> Path:
 def load_suite(name_or_path: str, known_variants: Optional[list[str]] = None) -> LoadedSuite:
     """Read, parse and validate a suite (by name or path). Raises SuiteError naming file and key."""
     path = resolve_suite_path(name_or_path)
-    raw = path.read_bytes()
-    return parse_suite(raw.decode(), source=str(path), stem=path.stem, known_variants=known_variants,
+    if path.is_dir():
+        raise SuiteError(f"suite {name_or_path}: {path} is a directory; give a suite file (suites/*.yaml) or a suite name")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"suite file {path}: cannot read it: {exc.strerror}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SuiteError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                         "save the suite as UTF-8") from None
+    return parse_suite(text, source=str(path), stem=path.stem, known_variants=known_variants,
                        sha256=hashlib.sha256(raw).hexdigest())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+
+def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping (first at line {seen[key] + 1}); "
+                            "give each key once", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
 def parse_suite(text: str, source: str = "<suite>", stem: str = "suite", known_variants: Optional[list[str]] = None,
                 sha256: Optional[str] = None) -> LoadedSuite:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""

@@ -81,7 +81,12 @@ def command(ctx, suite, base_ref, out_dir, device, variants, dtypes, quick, thre
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     base_out, new_out = out_dir / "base.jsonl", out_dir / "new.jsonl"
-    n_base, n_new = ab.split(combined, base_out, new_out, commit)
+    from invobench.results import ResultsFileError, ResultsLockedError, ResultsWriteError
+
+    try:
+        n_base, n_new = ab.split(combined, base_out, new_out, commit)
+    except (ResultsFileError, ResultsLockedError, ResultsWriteError) as exc:
+        raise click.ClickException(f"splitting {combined} into {base_out} and {new_out}: {exc}") from None
     click.echo(f"{n_base} BASE and {n_new} NEW records in {summary.wall_s:.1f} s: {base_out}, {new_out}", err=True)
     if n_base == 0:
         raise click.ClickException(f"BASE ({base_ref}) has none of the suite's variants: nothing to compare")

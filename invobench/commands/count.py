@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from invobench.counting import analytic_counts, flop_counter_flops, fvcore_macs
-from invobench.core import LEVELS, Case
+from invobench.core import FAMILIES, LEVELS, Case
 from invobench.registry import all_variants
 
 
@@ -75,13 +75,23 @@ def command(B, C, H, W, K, G, stride, dilation, reduction, dtype, levels, famili
         raise click.BadParameter(f"C={C} is not divisible by G={G}", param_hint="--G")
     level_list = [lv.strip() for lv in levels.split(",") if lv.strip()]
     bad = [lv for lv in level_list if lv not in LEVELS or lv == "model"]
-    if bad:
-        raise click.BadParameter(f"{bad} not valid; choose from op, layer", param_hint="--level")
+    if bad or not level_list:
+        raise click.BadParameter(f"{bad or repr(levels)} not valid; choose from op, layer", param_hint="--level")
+    family_list = [f.strip() for f in families.split(",") if f.strip()]
+    valid_families = [f for f in FAMILIES if f != "model"]
+    bad = [f for f in family_list if f not in valid_families]
+    if bad or not family_list:
+        raise click.BadParameter(f"{', '.join(map(repr, bad)) or repr(families)} is not a family; choose from "
+                                 f"{', '.join(valid_families)} (models: `invobench models`)", param_hint="--family")
+    if "layer" in level_list and C // reduction < 1:
+        raise click.BadParameter(f"--reduction {reduction} exceeds --C {C}: the involution layer reduces C to "
+                                 f"C // reduction = {C // reduction} channels and needs at least one; give "
+                                 f"--reduction {C} or less, or --level op", param_hint="--reduction")
     rows = []
     for level in level_list:
         case = Case(B=B, C=C, H=H, W=W or H, K=K, G=G, stride=stride, dilation=dilation, dtype=dtype,
                     level=level, reduction=reduction, rpb=rpb)
-        rows += count_rows(case, [f.strip() for f in families.split(",")], measure)
+        rows += count_rows(case, family_list, measure)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return

@@ -9,14 +9,20 @@ import click
 from invobench.core import DEVICES, DTYPES
 
 
-def _split(values: tuple[str, ...]) -> Optional[list[str]]:
+def _split(values: tuple[str, ...], option: str = "--variants") -> Optional[list[str]]:
+    """Comma-separated lists given with a repeatable option, as one list; None when the option was not given."""
+    if not values:
+        return None
     out = [v.strip() for text in values for v in text.split(",") if v.strip()]
-    return out or None
+    if not out:
+        raise click.BadParameter(f"{', '.join(map(repr, values))} names nothing; give comma-separated names, "
+                                 "or leave the option out for the suite's own list", param_hint=option)
+    return out
 
 
 def parse_dtypes(values: tuple[str, ...]) -> Optional[list[str]]:
     """The --dtype lists as one list (None when not given); an unknown dtype is a usage error naming the valid ones."""
-    dtype_list = _split(values)
+    dtype_list = _split(values, "--dtype")
     for d in dtype_list or []:
         if d not in DTYPES:
             from invobench.bench.suite import did_you_mean
@@ -39,11 +45,14 @@ def parse_dtypes(values: tuple[str, ...]) -> Optional[list[str]]:
                                              "drop a partial last line; refuses a file of another suite.")
 @click.option("--shard", metavar="K/N", default=None, help="Run only shard K of N (every N-th case group); merge with `invobench merge`.")
 @click.option("--mem-budget", metavar="SIZE", default=None,
-              help="Skip cases whose estimated peak exceeds this; kill a worker above it. 60%%, 0.6 (of available "
-                   "memory), 8GiB, 512MiB. Default: the suite's mem_budget, else 60%% of available memory.")
+              help="Skip cases whose estimated peak exceeds this; kill a worker above it; refused when below every "
+                   "case's need. Either a share of available memory (60%%, or a fraction up to 1: 0.6) or an amount "
+                   "with a unit (8GiB, 512MiB, 8GB, 2000000B); a plain number above 1 is refused. Default: the "
+                   "suite's mem_budget, else 60%% of available memory.")
 @click.option("--quick", is_flag=True, help="Tiny warm-up and sampling budgets: checks that everything runs, numbers are rough.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads in the worker (default: torch's default).")
-@click.option("--dry-run", is_flag=True, help="List the planned records (and why some would be skipped) without running.")
+@click.option("--dry-run", is_flag=True, help="List the planned records (and why some would be skipped, the memory guard "
+                                              "included) without running. It loads INVOBENCH_PLUGINS too.")
 def command(suite, device, variants, dtypes, out, resume, shard, mem_budget, quick, threads, dry_run):
     """Run SUITE (a name such as `smoke` for suites/smoke.yaml, or a path) and write a results file."""
     from rich.console import Console

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from invobench.ops.attention import neighborhood_attention
-from invobench.core import check_positive_int, padding_for
+from invobench.core import check_positive_int, lookup, padding_for
+from invobench.ops.attention import BY_NAME, neighborhood_attention
 
 
 class LocalSelfAttention2d(nn.Module):
@@ -20,6 +20,7 @@ class LocalSelfAttention2d(nn.Module):
         padding_for(kernel_size, dilation)
         if channels % heads:
             raise ValueError(f"channels={channels} is not divisible by heads={heads}")
+        lookup(BY_NAME, variant, "attention variant")  # an unknown name fails here, not at the first forward
         self.heads, self.kernel_size, self.stride, self.dilation, self.variant = heads, kernel_size, stride, dilation, variant
         self.q = nn.Conv2d(channels, channels, 1, bias=False)
         self.k = nn.Conv2d(channels, channels, 1, bias=False)

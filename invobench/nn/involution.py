@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from invobench.ops.involution import involution
+from invobench.ops.involution import get_variant, involution
 from invobench.core import check_positive_int, padding_for
 
 
@@ -36,6 +36,8 @@ class Involution2d(nn.Module):
             )
         if channels < reduction:
             raise ValueError(f"reduction={reduction} exceeds channels={channels}; need channels // reduction >= 1")
+        if variant != "auto":
+            get_variant(variant)  # an unknown name fails here, listing the known ones, not at the first forward
         self.channels, self.kernel_size, self.stride, self.dilation = channels, kernel_size, stride, dilation
         self.groups = channels // group_channels
         self.variant = variant

@@ -23,6 +23,7 @@ so a uniformly faster or slower machine cancels out. A case that ran in BASE but
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -246,9 +247,9 @@ def compare_runs(
     correction: str = "holm",
 ) -> Comparison:
     """Match BASE and NEW by case id and judge every common case (module docstring for the rules)."""
-    if threshold < 0:
-        raise CompareError(f"threshold={threshold} must be >= 0 (a fraction: 0.05 means 5%)")
-    if not 0 < alpha < 1:
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise CompareError(f"threshold={threshold} must be a finite number >= 0 (a fraction: 0.05 means 5%)")
+    if not 0 < alpha < 1:  # NaN fails this too
         raise CompareError(f"alpha={alpha} must lie strictly between 0 and 1 (e.g. 0.05)")
     if correction not in CORRECTIONS:
         raise CompareError(f"correction={correction!r} is not one of {', '.join(CORRECTIONS)}")

@@ -83,6 +83,8 @@ def build_report(runs: Sequence[ResultsFile], baseline: Optional[str] = None,
             warnings.append(f"{run.path}: the run has a header but no records yet")
         if run.dropped_partial_line:
             warnings.append(f"{run.path}: a partial last line was dropped")
+        if run.duplicate_warning():
+            warnings.append(run.duplicate_warning())
     rows = make_rows(runs, warnings)
     titles = run_titles(list(runs))
     n_runs = len(runs)

@@ -12,24 +12,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "error", "skipped", "crashed", "oom", "timeout")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Open(BaseModel):
-    """A part of the environment fingerprint: every field optional, unknown fields kept (older and newer
-    writers record more or less of the machine)."""
+    """A part of a results line. Fields this version does not know are kept, not refused: a newer writer
+    of schema v1 only adds optional fields, and a v1 reader that rewrites a file (merge, A/B split)
+    must not drop them."""
 
     model_config = ConfigDict(extra="allow")
+
+
+def _positive_finite(value: float, what: str) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+    return value
+
+
+class _Open(_Model):
+    """A part of the environment fingerprint: every field optional (older and newer writers record more
+    or less of the machine)."""
 
 
 class GitInfo(_Open):
@@ -158,6 +167,11 @@ class Stats(_Model):
     mean_ms: float
     std_ms: float
 
+    @field_validator("median_ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "mean_ms")
+    @classmethod
+    def _latency(cls, value: float, info) -> float:
+        return _positive_finite(value, info.field_name)
+
 
 class TimerInfo(_Model):
     method: str = Field(description="perf_counter | cuda_event | cuda_graph")
@@ -210,7 +224,14 @@ class Record(_Model):
     started_utc: Optional[str] = None
     duration_s: Optional[float] = None
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @field_validator("samples_ms")
+    @classmethod
+    def _samples(cls, values: list[float]) -> list[float]:
+        for i, value in enumerate(values):
+            _positive_finite(value, f"samples_ms[{i}]")
+        return values
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

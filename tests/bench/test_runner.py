@@ -1,6 +1,7 @@
 """The runner end to end (real worker subprocesses, tiny cases): records, faults, guard, resume, shards, CLI."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -235,27 +236,36 @@ def test_memory_watchdog_kills_a_worker_over_budget(tmp_path, monkeypatch):
     suite = FAULTY.replace("variants: [involution.test-raise", "variants: [involution.test-hog]\nx: [")
     suite = "\n".join(line for line in suite.splitlines() if not line.startswith("x:") and "test-sigkill" not in line)
     worker_rss = 700 * 2**20  # torch imported: the budget must leave room for the worker itself
-    run_suite(RunConfig(suite=write_suite(tmp_path, suite), out=out, mem_budget=str(worker_rss + 2**29)))
+    run_suite(RunConfig(suite=write_suite(tmp_path, suite), out=out, mem_budget=f"{worker_rss + 2**29}B"))
     (record,) = read_results(out).records
     assert record.status == "oom" and "exceeded the memory budget" in record.error
     assert "GLIBC_TUNABLES= returns them" in record.error  # the workers' heap setting, and what to do about it
     monkeypatch.setenv("GLIBC_TUNABLES", "")  # the system's allocator: nothing held back, no such hint
     out2 = tmp_path / "r2.jsonl"
-    run_suite(RunConfig(suite=write_suite(tmp_path, suite), out=out2, mem_budget=str(worker_rss + 2**29)))
+    run_suite(RunConfig(suite=write_suite(tmp_path, suite), out=out2, mem_budget=f"{worker_rss + 2**29}B"))
     (record,) = read_results(out2).records
     assert record.status == "oom" and "GLIBC_TUNABLES" not in record.error
 
 
 def test_memory_guard_skips_what_cannot_fit_before_running(tmp_path, monkeypatch):
-    monkeypatch.setattr(WorkerProcess, "start", lambda self, *a, **k: pytest.fail("the guard must skip before starting a worker"))
     big = TINY.replace("C: 8, size: 6, K: 3", "C: 64, size: 160, K: 11").replace("involution.eager, conv.depthwise", "involution.unfold")
+    big += "  - {variants: [conv.depthwise], product: {size: 6, K: 3, pass: fwd}}\n"  # a case that fits
     out = tmp_path / "r.jsonl"
     run_suite(RunConfig(suite=write_suite(tmp_path, big), out=out, mem_budget="1GiB"))
-    records = read_results(out).records
+    records = [r for r in read_results(out).records if r.variant == "unfold"]
     assert len(records) == 2
     for r in records:
         assert r.status == "skipped" and r.reasons[0].startswith("memory guard: estimated peak")
         assert "exceeds the budget 1.0 GiB" in r.reasons[0] and r.info["estimated_peak_bytes"] > 2**30
+
+
+def test_a_budget_below_every_case_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(WorkerProcess, "start", lambda self, *a, **k: pytest.fail("nothing may start"))
+    big = TINY.replace("C: 8, size: 6, K: 3", "C: 64, size: 160, K: 11").replace("involution.eager, conv.depthwise", "involution.unfold")
+    out = tmp_path / "r.jsonl"
+    with pytest.raises(RunnerError, match=r"below what the smallest case needs .* every case would be skipped; give at least --mem-budget"):
+        run_suite(RunConfig(suite=write_suite(tmp_path, big), out=out, mem_budget="1GiB"))
+    assert not out.exists()
 
 
 def test_truncated_file_names_the_line_and_resume_repairs_it(tiny_run, tmp_path):
@@ -263,10 +273,10 @@ def test_truncated_file_names_the_line_and_resume_repairs_it(tiny_run, tmp_path)
     full = out.read_text().splitlines(keepends=True)
     assert len(full) == 6  # header, roofline, 4 records
     out.write_text("".join(full[:4]) + full[4][: len(full[4]) // 2])  # killed while writing line 5
-    with pytest.raises(ResultsFileError, match=r"r.jsonl:5: invalid results line \(a partial last line .*--resume"):
+    with pytest.raises(ResultsFileError, match=r"r.jsonl:5: a partial last line \(no final newline\).*--resume"):
         read_results(out)
     result = CliRunner().invoke(cli, ["show", str(out)])
-    assert result.exit_code != 0 and "r.jsonl:5: invalid results line" in result.output
+    assert result.exit_code != 0 and "r.jsonl:5: a partial last line" in result.output
     summary = run_suite(RunConfig(suite=suite, out=out, resume=True))
     assert summary.repaired and summary.already_done == 2 and len(summary.records) == 2
     data = read_results(out)
@@ -274,8 +284,67 @@ def test_truncated_file_names_the_line_and_resume_repairs_it(tiny_run, tmp_path)
     # a corrupt line in the middle is not repaired: it is named
     text = out.read_text().splitlines(keepends=True)
     out.write_text(text[0] + "{not json\n" + "".join(text[1:]))
-    with pytest.raises(RunnerError, match=r"r.jsonl:2: invalid results line"):
+    with pytest.raises(RunnerError, match=r"r.jsonl:2: not valid JSON"):
         run_suite(RunConfig(suite=suite, out=out, resume=True))
+
+
+def test_a_full_disk_stops_the_run_and_resume_completes_it_with_nothing_lost(tiny_run, tmp_path, monkeypatch):
+    from invobench.results import io as results_io
+
+    suite, out = copy_run(tiny_run, tmp_path)
+    full = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(full[:3]))  # header, roofline, one record: three records to go
+    real_write, writes = os.write, []
+
+    def disk_fills_after_one_record(fd, data):
+        writes.append(len(data))
+        if len(writes) > 1:  # the second record's line meets a full disk half-way
+            real_write(fd, bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(results_io.os, "write", disk_fills_after_one_record)
+    result = CliRunner().invoke(cli, ["run", suite, "--out", str(out), "--resume"])
+    assert result.exit_code == 1 and "disk full at" in result.output and "--resume --out" in result.output
+    printed = [line for line in result.output.splitlines() if line.startswith("ok ")]
+    assert len(printed) == 1  # the record that could not be written is not shown as written
+    monkeypatch.undo()
+    after_failure = read_results(out)  # valid: the half line was rolled back
+    assert len(after_failure.records) == 2 and out.read_text().endswith("\n")
+    run_suite(RunConfig(suite=suite, out=out, resume=True))
+    data = read_results(out)
+    assert len(data.records) == 4 and len({r.case_id for r in data.records}) == 4 and not data.duplicate_case_ids()
+
+
+def test_a_second_writer_is_refused_at_once_with_the_holders_pid(tiny_run, tmp_path, monkeypatch):
+    from invobench.results import lock_results
+
+    monkeypatch.setattr(WorkerProcess, "start", lambda self, *a, **k: pytest.fail("a refused writer must not measure"))
+    suite, out = copy_run(tiny_run, tmp_path)
+    before = out.read_bytes()
+    with lock_results(out, command="invobench run tiny"):
+        for resume in (True, False):
+            with pytest.raises(RunnerError, match=rf"r\.jsonl is being written by PID {os.getpid()}"):
+                run_suite(RunConfig(suite=suite, out=out, resume=resume))
+        fresh = tmp_path / "fresh.jsonl"
+        with lock_results(fresh):
+            with pytest.raises(RunnerError, match="fresh.jsonl is being written by PID"):
+                run_suite(RunConfig(suite=suite, out=fresh))
+        result = CliRunner().invoke(cli, ["merge", str(tmp_path / "m.jsonl"), str(out)])
+        assert result.exit_code == 0  # reading a locked file is fine; only writers exclude each other
+    assert out.read_bytes() == before and not fresh.exists()
+
+
+def test_merge_into_an_unwritable_place_reports_the_write_error_not_the_cleanups(tiny_run, tmp_path, monkeypatch):
+    _, out = copy_run(tiny_run, tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("invobench.bench.merge.os.replace", refuse)
+    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: refuse())  # the cleanup fails too
+    with pytest.raises(RunnerError, match=r"merge: cannot write .*merged\.jsonl: Permission denied"):
+        merge_shards([out], tmp_path / "merged.jsonl")
 
 
 def test_resume_refuses_a_file_of_another_suite_or_other_options(tiny_run, tmp_path, monkeypatch):
@@ -300,7 +369,7 @@ def test_unwritable_out_fails_before_any_timing(tmp_path, monkeypatch, kind):
     else:
         if not Path("/dev/full").exists():
             pytest.skip("no /dev/full on this system")
-        out, message = Path("/dev/full"), r"cannot write results to /dev/full: No space left on device"
+        out, message = Path("/dev/full"), r"disk full at /dev/full .*The run stopped"
     with pytest.raises(RunnerError, match=message):
         run_suite(RunConfig(suite=write_suite(tmp_path), out=out))
     result = CliRunner().invoke(cli, ["run", write_suite(tmp_path), "--out", str(out)])

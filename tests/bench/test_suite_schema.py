@@ -217,3 +217,22 @@ def test_suite_name_falls_back_to_the_working_directory(tmp_path, monkeypatch):
     assert load_suite("mine", KNOWN).name == "mine"
     with pytest.raises(SuiteError, match=r"unknown suite 'mien'. Did you mean 'mine'\?"):
         load_suite("mien", KNOWN)
+
+
+def test_a_key_given_twice_is_refused_not_silently_overwritten():
+    text = BASE.replace("defaults: {B: 1,", "budget: {case_s: 1.0}\nbudget: {case_s: 9.0}\ndefaults: {B: 1,")
+    with pytest.raises(SuiteError, match=r"t\.yaml:\d+:\d+: not valid YAML: key 'budget' appears twice in one mapping"):
+        suite(text)
+    with pytest.raises(SuiteError, match="key 'B' appears twice"):
+        suite(BASE.replace("{B: 1, C: 16,", "{B: 1, C: 16, B: 2,"))
+
+
+def test_min_samples_above_max_samples_is_refused():
+    with pytest.raises(SuiteError, match="min_samples=50 is greater than max_samples=10"):
+        suite(BASE + "budget: {min_samples: 50, max_samples: 10}\n")
+
+
+def test_a_budget_of_nan_or_infinity_is_refused():
+    for value in (".nan", ".inf"):
+        with pytest.raises(SuiteError, match=r"budget\.case_s: invalid value"):
+            suite(BASE + f"budget: {{case_s: {value}}}\n")

@@ -219,15 +219,22 @@ def test_pack_by_memory_splits_groups_to_fit():
 
 @pytest.mark.parametrize("text, expected", [
     ("50%", 500), ("0.25", 250), ("1", 1000), ("2KiB", 2048), ("2K", 2048), ("2KB", 2000), ("1.5GiB", int(1.5 * 2**30)),
-    ("3000", 3000),
+    ("3000B", 3000), ("2B", 2),
 ])
 def test_parse_mem_budget(text, expected):
     assert parse_mem_budget(text, available_bytes=1000) == expected
 
 
-@pytest.mark.parametrize("text", ["lots", "150%", "-3", "0%"])
+@pytest.mark.parametrize("text", ["lots", "150%", "-3", "0%", "0", "0B", "nan"])
 def test_parse_mem_budget_rejects_nonsense(text):
     with pytest.raises(ValueError, match="is not a size"):
+        parse_mem_budget(text, available_bytes=1000)
+
+
+@pytest.mark.parametrize("text", ["2", "3000", "1.5"])
+def test_a_plain_number_above_one_is_refused_as_ambiguous(text):
+    # before, "2" meant 2 bytes while "1" meant 100 %: one rule now, and the error shows both readings
+    with pytest.raises(ValueError, match=f"has no unit: write {text}B for bytes, or {text}GiB"):
         parse_mem_budget(text, available_bytes=1000)
 
 

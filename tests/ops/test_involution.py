@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from invobench.check import CHECK_SHAPES, check_variant
+from invobench.core import Case
 from invobench.nn import Involution2d
 from invobench.ops.involution import AUTO_ORDER, involution, variant_for
 from invobench.ops.involution.reference import involution_reference, involution_reference_backward
@@ -145,3 +146,27 @@ def test_layer_shapes_params_and_variants_agree(stride):
 def test_layer_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Involution2d(**kwargs)
+
+
+def test_a_nan_kernel_value_at_a_tap_outside_the_image_follows_the_spec_in_each_variant(monkeypatch):
+    """docs/spec.md §1: eager, unfold and triton form w·0 (NaN for w = NaN); the cpu kernel skips taps
+    outside the image. Everywhere else, and for finite kernels, all agree."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    x = torch.randn(1, 4, 5, 5)
+    w = torch.randn(1, 1, 9, 5, 5) / 3
+    w[0, 0, 0, 0, 0] = float("nan")  # tap (0, 0) of output pixel (0, 0) reads x at (-1, -1): padding
+    finite = w.clone()
+    finite[0, 0, 0, 0, 0] = 0.0  # what skipping that tap amounts to
+    expected = involution_reference(x, finite, 3)
+    for name in ("eager", "unfold", "triton", "cpu"):
+        if get(f"involution.{name}").why_not(Case(B=1, C=4, H=5, W=5, K=3, G=1)):
+            continue
+        out = involution(x, w, kernel_size=3, variant=name)
+        corner = out[0, :, 0, 0]
+        if name == "cpu":
+            assert torch.isfinite(corner).all() and torch.allclose(corner, expected[0, :, 0, 0]), name
+        else:
+            assert torch.isnan(corner).all(), name
+        rest = torch.ones_like(out, dtype=torch.bool)
+        rest[0, :, 0, 0] = False
+        assert torch.allclose(out[rest], expected[rest], atol=1e-5), name

@@ -337,7 +337,7 @@ def test_cli_bad_input_is_a_clear_error_without_traceback(problem, runs, tmp_pat
         header["schema_version"] = 2
         new = tmp_path / "v2.jsonl"
         new.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
-        expect = "schema_version 2 is not supported"
+        expect = "schema 2 is newer than this invobench (1); upgrade invobench to read it"
     elif problem == "empty":
         new = tmp_path / "empty.jsonl"
         new.write_text("")

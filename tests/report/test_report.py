@@ -233,11 +233,11 @@ def test_cli_bad_input_is_a_clear_error(problem, files, tmp_path):
         header["schema_version"] = 0
         target = tmp_path / "old.jsonl"
         target.write_text("\n".join([json.dumps(header)] + good[1:]) + "\n")
-        expect = "schema_version 0 is not supported"
+        expect = "schema_version 0 is not a version invobench ever wrote"
     elif problem == "corrupt-middle":
         target = tmp_path / "corrupt.jsonl"
         target.write_text("\n".join(good[:5] + ["{not json"] + good[5:]) + "\n")
-        expect = f"{target}:6: invalid results line"
+        expect = f"{target}:6: not valid JSON"
     else:
         target = tmp_path / "partial.jsonl"
         target.write_text("\n".join(good) + '\n{"type": "rec')

@@ -22,6 +22,9 @@ def involution_case_reasons(case: Case) -> list[str]:
         reasons.append(f"K={case.K} is even; involution needs an odd kernel size")
     if case.G < 1 or case.C % case.G:
         reasons.append(f"C={case.C} is not divisible by G={case.G}")
+    if case.level == "layer" and case.C // max(case.reduction, 1) < 1:
+        reasons.append(f"reduction={case.reduction} exceeds C={case.C}: the layer's kernel generator reduces C to "
+                       f"C // reduction channels and needs at least one")
     return reasons
 
 
