@@ -1,4 +1,6 @@
-"""Shared types and shape arithmetic: the bottom layer, importing nothing else of invobench."""
+"""Shared types and shape arithmetic: the bottom layer, importing nothing else of invobench.
+
+"spec §N", throughout the package, is section N of the operator contract, docs/spec.md."""
 from invobench.core.shapes import (  # noqa: F401
     MAX_KERNEL_SIZE, check_involution_args, check_positive_int, out_size, padding_for,
 )

@@ -1,4 +1,4 @@
-"""Formulas of spec/operators.md against hand-computed examples, and the counters against the formulas."""
+"""Formulas of docs/spec.md against hand-computed examples, and the counters against the formulas."""
 import pytest
 
 from invobench.counting import (

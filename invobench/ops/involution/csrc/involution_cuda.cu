@@ -1,4 +1,4 @@
-// Involution apply (spec/operators.md §1) in CUDA C++: forward, grad-input and grad-kernel.
+// Involution apply (docs/spec.md §1) in CUDA C++: forward, grad-input and grad-kernel.
 //
 //   out[b, g·Cg+c, ho, wo]  = Σ_{i,j<K} w[b, g, i·K+j, ho, wo] · x[b, g·Cg+c, ho·s−p+i·d, wo·s−p+j·d]
 //   grad_x[b, g·Cg+c, y, x] = Σ over (i, j, ho, wo) with ho·s−p+i·d = y, wo·s−p+j·d = x of w[b, g, i·K+j, ho, wo] · gout[b, g·Cg+c, ho, wo]
