@@ -23,19 +23,11 @@ from invobench.bench.protocol import WorkerProcess
 from invobench.bench.runner import RunConfig, RunnerError, run_suite
 from invobench.cli import cli
 from invobench.results import SCHEMA_FILE, ResultsFileError, read_results
+from tiny_suite import TINY
 
 PLUGIN = str(Path(__file__).resolve().parents[1] / "harness" / "fault_plugin.py")
 REPO = Path(__file__).resolve().parents[2]
 
-TINY = """
-name: tiny
-variants: [involution.eager, conv.depthwise]
-budget: {warmup_s: 0.0, case_s: 0.02, min_samples: 3, max_samples: 5, timeout_s: 60}
-roofline: {copy_mib: 2, matmul_max_n: 64, time_s: 0.01}
-defaults: {B: 1, C: 8, size: 6, K: 3, G: 2, device: cpu, dtype: float32}
-sweeps:
-  - product: {pass: [fwd, fwd+bwd]}
-"""
 
 
 @pytest.fixture(autouse=True)

@@ -11,16 +11,8 @@ from click.testing import CliRunner
 from invobench.cli import cli
 from invobench.nn import Involution2d, LocalSelfAttention2d
 from synthetic_results import write_run
+from tiny_suite import TINY
 
-TINY = """
-name: tiny
-variants: [involution.eager, conv.depthwise]
-budget: {warmup_s: 0.0, case_s: 0.02, min_samples: 3, max_samples: 5, timeout_s: 60}
-roofline: {copy_mib: 2, matmul_max_n: 64, time_s: 0.01}
-defaults: {B: 1, C: 8, size: 6, K: 3, G: 2, device: cpu, dtype: float32}
-sweeps:
-  - product: {pass: [fwd, fwd+bwd]}
-"""
 
 
 def invoke(*args: str):
