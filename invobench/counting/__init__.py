@@ -4,4 +4,6 @@ from invobench.counting.formulas import (  # noqa: F401
     conv_macs, conv_min_bytes_bwd, conv_min_bytes_fwd, conv_params, involution_apply_macs, involution_layer_macs,
     involution_layer_params, involution_min_bytes_bwd, involution_min_bytes_fwd, model_counts,
 )
-from invobench.counting.measured import MeasuredCount, flop_counter_flops, fvcore_handles, fvcore_macs  # noqa: F401
+from invobench.counting.measured import (  # noqa: F401
+    MeasuredCount, enable_fvcore, flop_counter_flops, fvcore_handles, fvcore_macs,
+)

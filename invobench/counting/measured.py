@@ -1,7 +1,9 @@
 """Counts measured by torch.utils.flop_counter.FlopCounterMode and fvcore, for checking the formulas.
 
 Both counters see the involution apply because every variant is a custom op with a FLOP
-formula (FlopCounterMode) and an fvcore handle (`fvcore_handles`). fvcore's own handles for
+formula (FlopCounterMode) and an fvcore handle (`fvcore_handles`). `enable_fvcore()` adds those handles
+to fvcore's table of default handles, so a plain `FlopCountAnalysis(model, x)` counts the apply too
+(without it fvcore counts every involution apply as 0, silently). fvcore's own handles for
 batch_norm/pooling/upsampling are switched off so it counts what the spec counts
 (convolutions, matmuls and the apply). FlexAttention is invisible to both in torch 2.13:
 FlopCounterMode raises on its higher-order op and fvcore cannot jit-trace it; the functions
@@ -44,6 +46,30 @@ def fvcore_handles() -> dict:
         return involution_macs_from_shapes(get_shape(inputs[0]), get_shape(inputs[1]))
 
     return {name: handle for name, is_forward in REGISTERED_OPS.items() if is_forward}
+
+
+def enable_fvcore() -> list[str]:
+    """Make plain `fvcore.nn.FlopCountAnalysis(model, x)` count every involution op; returns the op names covered.
+
+    Adds `fvcore_handles()` to fvcore's table of default handles (`fvcore.nn.flop_count._DEFAULT_SUPPORTED_OPS`,
+    which every new FlopCountAnalysis copies), so the count equals one made with
+    `analysis.set_op_handle(**fvcore_handles())`. Nothing is changed by importing invobench: call this once
+    (again after a plugin defines more involution ops). Idempotent.
+    """
+    import importlib
+
+    # the module, not the function `fvcore.nn.flop_count` that the package exports under the same name
+    flop_count = importlib.import_module("fvcore.nn.flop_count")
+    table = getattr(flop_count, "_DEFAULT_SUPPORTED_OPS", None)
+    if not isinstance(table, dict):
+        import fvcore
+
+        raise RuntimeError(f"fvcore {getattr(fvcore, '__version__', '?')} has no table of default op handles "
+                           "(fvcore.nn.flop_count._DEFAULT_SUPPORTED_OPS); count with "
+                           "FlopCountAnalysis(model, x).set_op_handle(**invobench.counting.fvcore_handles()) instead")
+    handles = fvcore_handles()
+    table.update(handles)
+    return sorted(handles)
 
 
 def flop_counter_flops(workload: Workload, backward: bool = False) -> MeasuredCount:
