@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from invobench.report.cases import case_labels, freeze, use_case_axis
 from invobench.report.escape import esc
 from invobench.report.rows import PASS_ORDER, Row, _hover, _passes, _sub, _varying
 from invobench.results import ResultsFile
@@ -95,10 +96,12 @@ class TraceSet:
         self.shown = 0
         self.total = 0
 
-    def add(self, variant: str, sub: str, axes: tuple[str, str], x: float, y: float, text: str,
-            err_minus: Optional[float] = None, err_plus: Optional[float] = None) -> None:
+    def add(self, variant: str, sub: str, axes: tuple[str, str], x: float | str, y: float, text: str,
+            err_minus: Optional[float] = None, err_plus: Optional[float] = None, order: Optional[float] = None) -> None:
+        """One point; `order` sorts and thins points along a categorical x (default: x itself)."""
         bucket = self.points[(variant, sub, axes)]
         bucket["x"].append(x)
+        bucket["order"].append(x if order is None else order)
         bucket["y"].append(y)
         bucket["text"].append(text)
         bucket["em"].append(err_minus)
@@ -109,7 +112,7 @@ class TraceSet:
         legend_seen: set[tuple[str, str]] = set()
         out = []
         for (variant, sub, axes), bucket in sorted(self.points.items()):
-            x = np.asarray(bucket["x"], dtype=float)
+            x = np.asarray(bucket["order"], dtype=float)
             order = np.argsort(x, kind="stable")
             keep = _thin(order, MAX_POINTS_PER_TRACE)
             self.total += order.size
@@ -139,8 +142,56 @@ class TraceSet:
         return ""
 
 
+class ShapeAxes:
+    """The x axes of the shape charts, one per run (column): B·C·H·W for a size ladder (or too many cases to
+    label), else the run's case labels in suite order (`cases.use_case_axis`). Model-level records are left
+    out: their section is "RedNet against ResNet"."""
+
+    def __init__(self, rows: list[Row]):
+        by_run: dict[int, dict[tuple, dict]] = defaultdict(dict)
+        for row in rows:
+            if row.record.case.get("level") != "model":
+                by_run[row.run].setdefault(freeze(row.record.case), row.record.case)
+        self.labels: dict[int, dict[tuple, str]] = {}
+        self.order: dict[int, dict[str, int]] = {}
+        for run, cases in by_run.items():
+            if use_case_axis(cases.values()):
+                self.labels[run] = dict(zip(cases, case_labels(list(cases.values()))))
+                self.order[run] = {label: i for i, label in enumerate(dict.fromkeys(self.labels[run].values()))}
+
+    def point(self, row: Row) -> tuple[float | str, Optional[float]]:
+        """(x, its order along the axis) of a row."""
+        if row.run not in self.labels:
+            return row.elements, None
+        label = self.labels[row.run][freeze(row.record.case)]
+        return esc(label), float(self.order[row.run][label])
+
+    def usable(self, row: Row) -> bool:
+        if row.record.case.get("level") == "model":
+            return False
+        return row.run in self.labels or bool(row.elements)
+
+    def apply(self, layout: dict, n_cols: int) -> None:
+        """Each column's x axis: categories in suite order, or B·C·H·W on a log axis."""
+        for key, axis in layout.items():
+            if not key.startswith("xaxis"):
+                continue
+            run = (int(key[5:] or 1) - 1) % n_cols
+            if run in self.labels:
+                labels = [esc(label) for label in self.order[run]]
+                axis.update(type="category", categoryorder="array", categoryarray=labels,
+                            tickangle=-40 if len(labels) > 6 else 0)
+                title = "case (suite order)"
+            else:
+                axis["type"] = "log"
+                title = "input elements B·C·H·W"
+            if axis.get("title", {}).get("text"):
+                axis["title"]["text"] = title
+
+
 def latency_figure(rows: list[Row], n_runs: int, titles: list[str], colors: dict[str, str]) -> Optional[Figure]:
-    ok = [r for r in rows if r.ok and r.elements]
+    axis = ShapeAxes([r for r in rows if r.ok])
+    ok = [r for r in rows if r.ok and axis.usable(r)]
     if not ok:
         return None
     passes = _passes(ok)
@@ -150,11 +201,13 @@ def latency_figure(rows: list[Row], n_runs: int, titles: list[str], colors: dict
         axes = _axis_names(passes.index(row.record.pass_) + 1, row.run + 1, n_runs)
         em = row.median_ms - row.q1_ms if row.q1_ms is not None else None
         ep = row.q3_ms - row.median_ms if row.q3_ms is not None else None
-        traces.add(row.key, _sub(row, varying), axes, row.elements, row.median_ms, _hover(row), em, ep)
+        x, order = axis.point(row)
+        traces.add(row.key, _sub(row, varying), axes, x, row.median_ms, _hover(row), em, ep, order=order)
     layout = facet_layout(len(passes), n_runs, row_titles=[esc(p) for p in passes],
                           col_titles=[esc(t) for t in titles] if n_runs > 1 else (),
-                          x_title="input elements B·C·H·W", y_title="median latency, ms",
+                          x_title="shape", y_title="median latency, ms",
                           title="Latency against shape (error bars: interquartile range of the samples)")
+    axis.apply(layout, n_runs)
     data = traces.traces()
     return Figure("fig-latency", data, layout, traces.note())
 
@@ -179,7 +232,8 @@ def choose_baseline(rows: list[Row], requested: Optional[str]) -> tuple[Optional
 
 def speedup_figure(rows: list[Row], baseline: str, n_runs: int, titles: list[str], colors: dict[str, str]) -> Optional[Figure]:
     base = {(r.run, r.case_key): r.median_ms for r in rows if r.ok and r.key == baseline}
-    pairs = [r for r in rows if r.ok and r.elements and r.key != baseline and (r.run, r.case_key) in base]
+    axis = ShapeAxes([r for r in rows if r.ok])
+    pairs = [r for r in rows if r.ok and axis.usable(r) and r.key != baseline and (r.run, r.case_key) in base]
     if not pairs:
         return None
     passes = _passes(pairs)
@@ -188,11 +242,13 @@ def speedup_figure(rows: list[Row], baseline: str, n_runs: int, titles: list[str
     for row in pairs:
         axes = _axis_names(passes.index(row.record.pass_) + 1, row.run + 1, n_runs)
         speedup = base[(row.run, row.case_key)] / row.median_ms
-        traces.add(row.key, _sub(row, varying), axes, row.elements, speedup, _hover(row))
+        x, order = axis.point(row)
+        traces.add(row.key, _sub(row, varying), axes, x, speedup, _hover(row), order=order)
     layout = facet_layout(len(passes), n_runs, row_titles=[esc(p) for p in passes],
                           col_titles=[esc(t) for t in titles] if n_runs > 1 else (),
-                          x_title="input elements B·C·H·W", y_title=f"speedup over {esc(baseline)}",
+                          x_title="shape", y_title=f"speedup over {esc(baseline)}",
                           title=f"Speedup against {esc(baseline)} (its median ÷ the variant's median, same run)")
+    axis.apply(layout, n_runs)
     for p in range(1, len(passes) + 1):
         for c in range(1, n_runs + 1):
             xa, ya = _axis_names(p, c, n_runs)
@@ -236,7 +292,8 @@ def roofline_figure(rows: list[Row], runs: Sequence[ResultsFile], titles: list[s
 def memory_figure(rows: list[Row], n_runs: int, titles: list[str], colors: dict[str, str]) -> Optional[Figure]:
     kinds = (("peak_bytes", "peak memory above inputs"), ("saved_for_backward_bytes", "saved for backward"))
     traces = TraceSet(colors)
-    rows_used = [r for r in rows if r.record.memory is not None and r.elements]
+    axis = ShapeAxes([r for r in rows if r.record.memory is not None])
+    rows_used = [r for r in rows if r.record.memory is not None and axis.usable(r)]
     varying = _varying(rows_used, ("dtype", "device", "level"))
     present = set()
     for row in rows_used:
@@ -245,8 +302,9 @@ def memory_figure(rows: list[Row], n_runs: int, titles: list[str], colors: dict[
             if value:
                 present.add(k)
                 sub = _sub(row, ["pass"] + varying)
-                traces.add(row.key, sub, _axis_names(k + 1, row.run + 1, n_runs), row.elements, float(value),
-                           _hover(row) + f"<br>{esc(kinds[k][1])}: {_human_bytes(value)}")
+                x, order = axis.point(row)
+                traces.add(row.key, sub, _axis_names(k + 1, row.run + 1, n_runs), x, float(value),
+                           _hover(row) + f"<br>{esc(kinds[k][1])}: {_human_bytes(value)}", order=order)
     if not present:
         return None
     used_kinds = [k for k in range(len(kinds)) if k in present]
@@ -258,8 +316,9 @@ def memory_figure(rows: list[Row], n_runs: int, titles: list[str], colors: dict[
         trace["xaxis"], trace["yaxis"] = remap[(trace["xaxis"], trace["yaxis"])]
     layout = facet_layout(len(used_kinds), n_runs, row_titles=[kinds[k][1] for k in used_kinds],
                           col_titles=[esc(t) for t in titles] if n_runs > 1 else (),
-                          x_title="input elements B·C·H·W", y_title="bytes",
+                          x_title="shape", y_title="bytes",
                           title="Memory: peak allocated above the inputs, and bytes saved for backward")
+    axis.apply(layout, n_runs)
     return Figure("fig-memory", data, layout, traces.note())
 
 

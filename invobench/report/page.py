@@ -27,6 +27,9 @@ from invobench.report.inputs import ReportInputError, load_results, machine_name
 from invobench.report.rows import make_rows
 from invobench.report.tables import counts_table, failures_table, records_table, summary_html
 from invobench.results import ResultsFile
+from invobench.report.models_figure import model_figure
+from invobench.report.verdict import build_verdicts, machine_points
+from invobench.report.verdict_figures import machine_figure, verdict_html
 
 TABLE_PAGE_SIZE = 100
 
@@ -105,11 +108,25 @@ def build_report(runs: Sequence[ResultsFile], baseline: Optional[str] = None,
     n_ok = sum(r.record.status == "ok" for r in rows)
     sections.append(("summary", "Run summary and environment",
                      f'<p class="note">{len(runs)} results file(s), {len(rows):,} records ({n_ok:,} ok). '
+    verdicts = build_verdicts(runs, rows, titles)
+    inner, used = verdict_html(verdicts)
+    figures.extend(used)
+    sections.append(("verdict", "Verdict: is involution worth it here, and which variant?",
+                     '<p class="note">Per results file: the fastest involution variant at each case and pass, its median '
+                     '÷ the median of the depthwise conv (the same MACs), the grouped or dense conv, or the fastest '
+                     'local self-attention variant, all in the same run. The buttons switch the denominator.</p>'
+                     '<div id="warnings"></div>' + inner))
+    if n_runs > 1:
+        add("machines", "Machines side by side",
+            esc("Per results file (and dtype): the fastest variant of each family at the cases they share, as latency "
+                "and as % of that machine's own measured roofline, so machines of any size compare fairly."),
+            machine_figure(machine_points(runs, rows)), "The results files share no case.")
                      f'Latencies are medians of the raw samples each record carries; error bars span q1–q3.</p>'
-                     + summary_html(runs, rows, titles) + '<div id="warnings"></div>'))
+                     + summary_html(runs, rows, titles)))
     sections.append(("records", "Records", '<p class="note">Click a column to sort; type to filter (every word must '
                      'match somewhere in the row).</p><div class="ib-table" id="tbl-records"></div>'))
-    add("latency", "Latency against shape", "", latency_figure(rows, n_runs, titles, colors), "No ok records with a B, C, H, W shape.")
+    add("latency", "Latency against shape", "", latency_figure(rows, n_runs, titles, colors),
+        "No ok op- or layer-level records (model records are in the RedNet against ResNet section).")
     if baseline_key:
         add("speedup", "Speedup against a baseline",
             esc(f"Baseline {baseline_key} (choose another with --baseline). Above 1: faster than the baseline."),
@@ -128,6 +145,11 @@ def build_report(runs: Sequence[ResultsFile], baseline: Optional[str] = None,
     sections.append(("counts", "FLOPs, MACs and parameters",
                      '<p class="note">Analytic counts of the spec (MACs: multiply-accumulates, the paper\'s "FLOPs"; '
                      'FLOPs = 2·MACs), one row per variant, pass and case.</p><div class="ib-table" id="tbl-counts"></div>'))
+    models = model_figure(rows, n_runs, titles)
+    if models is not None:
+        add("models", "RedNet against ResNet", esc("Parameters, MACs per image, inference and training-step latency "
+                                                    "and peak memory; hatched bars: the published figures (224×224)."),
+            models, "")
     failures = failures_table(rows, n_runs)
     sections.append(("failures", "Failed and skipped cases",
                      (f'<p class="note">{len(failures["rows"])} distinct (status, variant, pass, reason) groups.</p>'

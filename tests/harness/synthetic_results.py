@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -66,7 +66,8 @@ def _stats(samples: list[float]) -> Stats:
 def make_record(variant_key: str, case: Case, pass_: str, *, rng: np.random.Generator, speed: float = 1.0,
                 slowdown: float = 1.0, n_samples: int = 30, sigma: float = 0.03, status: str = "ok",
                 reasons: Optional[list[str]] = None, error: Optional[str] = None, keep_samples: bool = True,
-                bandwidth_gbps: float = 12.5, peak_flops: float = 1.5e11) -> Record:
+                bandwidth_gbps: float = 12.5, peak_flops: float = 1.5e11, median_ms: Optional[float] = None) -> Record:
+    """One record; `median_ms` replaces the latency model (with sigma=0 every sample equals it exactly)."""
     family, variant = variant_key.split(".", 1)
     counts = analytic_counts(family, variant, case)
     flops = counts.flops_fwd if pass_ == "fwd" else counts.flops_bwd if pass_ == "bwd" else counts.flops_fwd + counts.flops_bwd
@@ -81,7 +82,9 @@ def make_record(variant_key: str, case: Case, pass_: str, *, rng: np.random.Gene
         if status == "crashed":
             record.stderr_tail = "Fatal Python error: Segmentation fault\n  File <worker>, line 1"
         return record
-    median = (flops / (THROUGHPUT.get(variant_key, 2e9) * speed) * 1e3 + 0.02) * slowdown
+    if median_ms is None:
+        median_ms = (flops / (THROUGHPUT.get(variant_key, 2e9) * speed) * 1e3 + 0.02) * slowdown
+    median = median_ms
     samples = _samples(rng, median, n_samples, sigma)
     record.stats = _stats(samples)
     record.samples_ms = samples if keep_samples else []
@@ -108,8 +111,10 @@ def write_run(
     variants: Iterable[str] = DEFAULT_VARIANTS, cases: Optional[list[Case]] = None, passes: Iterable[str] = ("fwd", "fwd+bwd"),
     speed: float = 1.0, slow: Optional[dict[str, float]] = None, n_samples: int = 30, sigma: float = 0.03, seed: int = 0,
     failures: bool = True, keep_samples: bool = True, suite: str = "synthetic",
+    latency: Optional[Callable[[str, Case, str], float]] = None,
 ) -> Path:
-    """Write one results file; `slow` multiplies chosen variants' latencies ({"involution.eager": 1.2})."""
+    """Write one results file; `slow` multiplies chosen variants' latencies ({"involution.eager": 1.2});
+    `latency(variant, case, pass)` gives the median in ms instead of the model (exact with sigma=0)."""
     rng = np.random.default_rng(seed)
     cases = cases if cases is not None else paper_cases()
     path = Path(path)
@@ -122,7 +127,8 @@ def write_run(
                       copy_bytes=1 << 28, matmul_n=2048, samples_copy_ms=[42.0, 43.0], samples_matmul_ms=[110.0, 111.0], threads=2)]
     for variant_key, case, pass_ in itertools.product(variants, cases, passes):
         lines.append(make_record(variant_key, case, pass_, rng=rng, speed=speed, slowdown=(slow or {}).get(variant_key, 1.0),
-                                 n_samples=n_samples, sigma=sigma, keep_samples=keep_samples))
+                                 n_samples=n_samples, sigma=sigma, keep_samples=keep_samples,
+                                 median_ms=latency(variant_key, case, pass_) if latency else None))
     if failures:
         case = cases[0]
         lines += [

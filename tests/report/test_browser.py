@@ -1,8 +1,10 @@
 """The report in a real browser: headless Chromium opens it from disk with the network blocked.
 
 Checks: no console errors, no request leaves the machine, every plotly figure rendered (an SVG
-with its traces), the records table filters as one types and sorts on a click, and the compare
-page renders too. A screenshot is saved; its path is printed.
+with its traces), the records table filters as one types and sorts on a click, the verdict
+heatmap of each of three results files (two machines and a dtype run) switches its denominator on
+a button click, the machine view draws every machine, and the compare page renders too.
+Screenshots are saved; their paths are printed.
 
 Needs Debian's `chromium` and `chromium-driver` and the `selenium` package; without them the test
 skips and says how to install them (the make target that runs it installs them).
@@ -22,7 +24,7 @@ from invobench.report.compare_page import render_comparison_html
 from invobench.report.page import write_report
 from invobench.report.screenshot import headless_chromium, missing, open_page, page_problems
 from invobench.results import read_results
-from synthetic_results import HOSTILE, write_run
+from synthetic_results import HOSTILE, paper_cases, write_run
 
 SCREENSHOT_DIR = Path(os.environ.get("INVOBENCH_SCREENSHOT_DIR", Path(tempfile.gettempdir()) / "invobench-screenshots"))
 
@@ -50,7 +52,7 @@ def _assert_figures_rendered(driver) -> int:
         return Array.from(document.querySelectorAll('div.plot')).map(d => ({
             id: d.id, plotly: d.classList.contains('js-plotly-plot'),
             svg: d.querySelectorAll('svg.main-svg').length,
-            traces: d.querySelectorAll('g.trace, g.scatterlayer .trace').length }));""")
+            traces: d.querySelectorAll('g.trace, g.scatterlayer .trace, g.heatmaplayer g.hm image').length }));""")
     assert len(rendered) == expected > 0
     for fig in rendered:
         assert fig["plotly"] and fig["svg"] > 0 and fig["traces"] > 0, f"figure not rendered: {fig}"
@@ -96,7 +98,7 @@ def test_report_renders_offline_and_filters(browser, report, capsys):
     _open(browser, page)
     _assert_clean(browser, page)
     figures = _assert_figures_rendered(browser)
-    assert figures == 6
+    assert figures == 9  # a verdict heatmap per run, the machine view, latency, speedup, roofline, memory, 2 sweeps
     # the hostile run id is shown as text; had it run, its alert() would have stopped the test
     assert "<script>alert" in browser.find_element(By.CSS_SELECTOR, "table.summary").text
     assert not browser.execute_script("return document.querySelector('main img, table.summary script')")
@@ -137,6 +139,68 @@ def test_report_renders_offline_and_filters(browser, report, capsys):
     with capsys.disabled():
         print(f"\nreport screenshot: {shot}")
     _assert_clean(browser, page)
+
+
+ALL_FAMILIES = ("involution.eager", "involution.unfold", "involution.compile", "conv.depthwise", "conv.grouped",
+                "conv.dense", "attention.unfold")
+
+
+@pytest.fixture(scope="module")
+def three_files(tmp_path_factory):
+    """Two machines and a bfloat16 run of the first, every family present."""
+    d = tmp_path_factory.mktemp("three")
+    paths = [
+        write_run(d / "a.jsonl", run_id="run-a", variants=ALL_FAMILIES, seed=1, failures=False),
+        write_run(d / "b.jsonl", run_id="run-b", hostname="box-b", cpu="Faster CPU", speed=1.5, variants=ALL_FAMILIES,
+                  seed=2, slow={"involution.compile": 3.0}, failures=False),
+        write_run(d / "c.jsonl", run_id="run-c", variants=ALL_FAMILIES, seed=3, failures=False,
+                  cases=[case.replace(dtype="bfloat16") for case in paper_cases()]),
+    ]
+    page = d / "three.html"
+    write_report(paths, page)
+    return page
+
+
+def test_verdict_heatmaps_and_machine_view_of_three_files_render_and_switch(browser, three_files, capsys):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, three_files)
+    _assert_clean(browser, three_files)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#warnings .warn")
+    assert _assert_figures_rendered(browser) == 10  # 3 heatmaps, the machine view, 6 charts
+    lines = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#verdict p.bottom-line")]
+    assert len(lines) == 3 and all(line.startswith("On ") and "local self-attention" in line for line in lines)
+    assert "bfloat16" in lines[2]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#verdict ul.recommend li")) == 3
+
+    def heatmap(fig_id: str) -> dict:
+        return browser.execute_script(
+            f"var g = document.getElementById('{fig_id}'); return {{text: g.data[0].text, z: g.data[0].z, "
+            f"title: g.layout.title.text, cells: g.querySelectorAll('g.heatmaplayer text').length}};")
+
+    before = heatmap("fig-verdict-2")
+    assert before["cells"] == 20 and "depthwise conv" in before["title"]  # 10 cases × 2 passes, a text in each cell
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#fig-verdict-2 g.updatemenu-button")
+    assert [b.text for b in buttons] == ["÷ depthwise conv", "÷ grouped conv", "÷ dense conv", "÷ local self-attention"]
+    buttons[3].click()
+    time.sleep(0.5)
+    after = heatmap("fig-verdict-2")
+    assert "local self-attention" in after["title"] and after["z"] != before["z"]
+    assert all(z is None or z < 0 for row in after["z"] for z in row)  # involution beats local attention everywhere here
+    assert heatmap("fig-verdict-1")["title"] == before["title"]  # each run's selector restyles its own heatmap only
+
+    machines = browser.execute_script(
+        "var g = document.getElementById('fig-machines'); return g.data.map(t => t.name + ' | ' + t.xaxis);")
+    names = {m.split(" | ")[0] for m in machines}
+    assert len(names) == 9  # 3 machines (two hosts and a dtype) × 3 families
+    assert any("bfloat16" in n for n in names) and any("Faster CPU" in n for n in names)
+    _assert_clean(browser, three_files)
+
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOT_DIR / "verdict.png"
+    assert browser.find_element(By.ID, "verdict").screenshot(str(shot))
+    with capsys.disabled():
+        print(f"\nverdict screenshot: {shot}")
 
 
 def test_comparison_page_renders_offline(browser, report, capsys):

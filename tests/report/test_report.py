@@ -15,9 +15,10 @@ from invobench.report.figures import MAX_POINTS_PER_TRACE
 from invobench.report.page import build_report, write_report
 from invobench.report.inputs import ReportInputError, find_results_files
 from invobench.results import read_results
-from synthetic_results import HOSTILE, write_large_run, write_run
+from synthetic_results import HOSTILE, paper_cases, write_large_run, write_run
 
-SECTIONS = ("summary", "records", "latency", "speedup", "roofline", "memory", "groups", "kernels", "counts", "failures")
+SECTIONS = ("verdict", "summary", "records", "latency", "speedup", "roofline", "memory", "groups", "kernels", "counts",
+            "failures")
 
 
 def payload(page: str) -> dict:
@@ -53,7 +54,8 @@ def test_every_section_is_present_and_every_figure_has_a_div(one_page):
         assert f'<section id="{section}">' in one_page
     data = payload(one_page)
     ids = [f["id"] for f in data["figures"]]
-    assert ids == ["fig-latency", "fig-speedup", "fig-roofline", "fig-memory", "fig-sweep-G", "fig-sweep-K"]
+    assert ids == ["fig-verdict-1", "fig-latency", "fig-speedup", "fig-roofline", "fig-memory", "fig-sweep-G", "fig-sweep-K"]
+    assert one_page.index('<section id="verdict">') < one_page.index('<section id="summary">')  # the answer first
     for fid in ids:
         assert one_page.count(f'id="{fid}"') == 1
     assert f'data-figures="{len(ids)}"' in one_page
@@ -76,13 +78,16 @@ def test_latency_chart_shows_sample_medians_and_iqr(files, one_page):
     q1, median, q3 = np.percentile(record.samples_ms, [25, 50, 75])
     figure = next(f for f in payload(one_page)["figures"] if f["id"] == "fig-latency")
     trace = next(t for t in figure["data"] if t["name"] == "involution.eager" and t["yaxis"] == "y")
-    elements = record.case["B"] * record.case["C"] * record.case["H"] * record.case["W"]
-    hits = [i for i, (x, y) in enumerate(zip(trace["x"], trace["y"])) if x == elements and y == pytest.approx(median)]
+    # the paper's stages and the G and K sweeps are no size ladder: the x axis is the case labels, in suite order
+    labels = figure["layout"]["xaxis"]["categoryarray"]
+    assert labels[:4] == ["C64 56² K7 G4", "C128 28² K7 G8", "C256 14² K7 G16", "C512 7² K7 G32"]
+    label = labels[[c.as_dict() for c in paper_cases()].index(record.case)]
+    hits = [i for i, (x, y) in enumerate(zip(trace["x"], trace["y"])) if x == label and y == pytest.approx(median)]
     assert hits, "the record's median is not on the chart"
     i = hits[0]
     assert trace["error_y"]["array"][i] == pytest.approx(q3 - median)
     assert trace["error_y"]["arrayminus"][i] == pytest.approx(median - q1)
-    assert figure["layout"]["xaxis"]["type"] == "log" and figure["layout"]["yaxis"]["type"] == "log"
+    assert figure["layout"]["xaxis"]["type"] == "category" and figure["layout"]["yaxis"]["type"] == "log"
 
 
 def test_speedup_is_baseline_median_over_variant_median(files):
@@ -170,10 +175,13 @@ def test_two_machines_side_by_side(files):
     assert layout["yaxis2"]["matches"] == "y"  # shared y along a row: the machines compare at a glance
     assert layout["xaxis"]["domain"][1] < layout["xaxis2"]["domain"][0]
     assert {t["xaxis"] for t in figure["data"]} == {"x", "x2", "x3", "x4"}  # 2 passes × 2 runs
-    summary = page[page.index('<table class="summary">'):page.index("</table>")]
+    start = page.index('<table class="summary">')
+    summary = page[start:page.index("</table>", start)]
     assert summary.count("<th>#") == 2
     records = payload(page)["tables"]["tbl-records"]
     assert records["columns"][0]["key"] == "run" and {r[0] for r in records["rows"]} == {1, 2}
+    ids = [f["id"] for f in payload(page)["figures"]]
+    assert ids[:3] == ["fig-verdict-1", "fig-verdict-2", "fig-machines"]  # a verdict per machine, then both side by side
 
 
 def test_missing_samples_fall_back_to_stats_with_a_warning(tmp_path):
