@@ -26,10 +26,10 @@ from invobench.report.figures import (
 from invobench.report.inputs import ReportInputError, load_results, machine_name, run_titles
 from invobench.report.rows import make_rows
 from invobench.report.tables import counts_table, failures_table, records_table, summary_html
-from invobench.results import ResultsFile
 from invobench.report.models_figure import model_figure
 from invobench.report.verdict import build_verdicts, machine_points
 from invobench.report.verdict_figures import machine_figure, verdict_html
+from invobench.results import ResultsFile
 
 TABLE_PAGE_SIZE = 100
 
@@ -105,9 +105,6 @@ def build_report(runs: Sequence[ResultsFile], baseline: Optional[str] = None,
         figures.extend(used)
         sections.append((anchor, heading, (f'<p class="note">{intro}</p>' if intro else "") + block))
 
-    n_ok = sum(r.record.status == "ok" for r in rows)
-    sections.append(("summary", "Run summary and environment",
-                     f'<p class="note">{len(runs)} results file(s), {len(rows):,} records ({n_ok:,} ok). '
     verdicts = build_verdicts(runs, rows, titles)
     inner, used = verdict_html(verdicts)
     figures.extend(used)
@@ -121,6 +118,9 @@ def build_report(runs: Sequence[ResultsFile], baseline: Optional[str] = None,
             esc("Per results file (and dtype): the fastest variant of each family at the cases they share, as latency "
                 "and as % of that machine's own measured roofline, so machines of any size compare fairly."),
             machine_figure(machine_points(runs, rows)), "The results files share no case.")
+    n_ok = sum(r.record.status == "ok" for r in rows)
+    sections.append(("summary", "Run summary and environment",
+                     f'<p class="note">{len(runs)} results file(s), {len(rows):,} records ({n_ok:,} ok). '
                      f'Latencies are medians of the raw samples each record carries; error bars span q1–q3.</p>'
                      + summary_html(runs, rows, titles)))
     sections.append(("records", "Records", '<p class="note">Click a column to sort; type to filter (every word must '
@@ -142,14 +142,14 @@ def build_report(runs: Sequence[ResultsFile], baseline: Optional[str] = None,
         "No case was run at two or more group counts with everything else equal.")
     add("kernels", "Kernel-size sweep", "", sweep_figure(rows, "K", n_runs, titles, colors),
         "No case was run at two or more kernel sizes with everything else equal.")
-    sections.append(("counts", "FLOPs, MACs and parameters",
-                     '<p class="note">Analytic counts of the spec (MACs: multiply-accumulates, the paper\'s "FLOPs"; '
-                     'FLOPs = 2·MACs), one row per variant, pass and case.</p><div class="ib-table" id="tbl-counts"></div>'))
     models = model_figure(rows, n_runs, titles)
     if models is not None:
         add("models", "RedNet against ResNet", esc("Parameters, MACs per image, inference and training-step latency "
                                                     "and peak memory; hatched bars: the published figures (224×224)."),
             models, "")
+    sections.append(("counts", "FLOPs, MACs and parameters",
+                     '<p class="note">Analytic counts of the spec (MACs: multiply-accumulates, the paper\'s "FLOPs"; '
+                     'FLOPs = 2·MACs), one row per variant, pass and case.</p><div class="ib-table" id="tbl-counts"></div>'))
     failures = failures_table(rows, n_runs)
     sections.append(("failures", "Failed and skipped cases",
                      (f'<p class="note">{len(failures["rows"])} distinct (status, variant, pass, reason) groups.</p>'
