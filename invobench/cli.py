@@ -6,11 +6,11 @@ import logging
 import click
 
 import invobench
-from invobench.commands import ab, check, compare, count, env, merge, models, profile, report, run, show
+from invobench.commands import ab, check, compare, count, env, export, merge, models, profile, report, run, show
 from invobench.commands import list as list_  # not `list`: it would shadow the builtin
 
 #: every command (click lists them alphabetically in --help)
-COMMANDS = (ab, check, compare, count, env, list_, merge, models, profile, report, run, show)
+COMMANDS = (ab, check, compare, count, env, export, list_, merge, models, profile, report, run, show)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

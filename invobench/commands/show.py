@@ -17,6 +17,9 @@ def format_table(df, columns=None) -> str:
     if df.empty:
         return "(no records)"
     view = df[[c for c in columns if c in df.columns]] if columns else df
+    # nullable integer columns (counts, shapes): an empty cell for a missing value, as for floats
+    view = view.assign(**{c: view[c].astype(object).where(view[c].notna(), "") for c in view.columns
+                          if isinstance(view[c].dtype, pd.Int64Dtype)})
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
                            "display.max_colwidth", 70):
         return view.to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 1e4 else f"{v:.0f}",
@@ -56,7 +59,8 @@ def print_summary(records, rooflines) -> None:
 @click.option("--view", type=click.Choice(VIEWS), default="records", show_default=True,
               help="records: every record; cpu: involution.cpu against the other CPU forms per case and pass; "
                    "models: RedNet against ResNet; reference: every variant at one case (--case) against the "
-                   "depthwise conv.")
+                   "depthwise conv; verdict: the fastest involution variant per case and pass against conv and "
+                   "local attention, the bottom line and the variant to use.")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv"]), default="table", show_default=True,
               help="table: for the terminal; md: Markdown (pull requests, docs); csv: every column.")
 @click.option("--case", "case_label", default=None, metavar="LABEL",
@@ -87,13 +91,19 @@ def command(results, view, fmt, case_label, families, variants, statuses, passes
         df, columns = views.cpu_view(data), None
     elif view == "models":
         df, columns = views.models_view(data), None
-    else:
+    elif view == "reference":
         df, columns = views.reference_view([data], case_label), None
+    else:
+        df, columns = views.verdict_view(data), None
+    lines = views.verdict_lines(data) if view == "verdict" and fmt != "csv" else []
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
         return
     if fmt == "md":
         shown = df[[c for c in columns if c in df.columns]] if columns and not df.empty else df
+        if lines:  # the bottom line as a paragraph, the recommendations as a list
+            click.echo(lines[0] + "\n")
+            click.echo("".join(f"- {line}\n" for line in lines[1:]))
         click.echo(views.to_markdown(shown))
         return
     h = data.header
@@ -103,6 +113,8 @@ def command(results, view, fmt, case_label, families, variants, statuses, passes
                f"git {str(fp.git.commit)[:10]}{' (dirty)' if fp.git.dirty else ''}")
     click.echo(f"cpu {fp.cpu.model or '?'}, {fp.torch.threads or '?'} threads")
     for line in roofline_lines(data.rooflines):
+        click.echo(line)
+    for line in lines:
         click.echo(line)
     click.echo(format_table(df, columns))
     if view == "records":
