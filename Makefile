@@ -83,8 +83,8 @@ reference: $(STAMP)
 docs: $(STAMP)
 	$(PY) tools/docs_tables.py
 
-# README's picture of the report, from the committed CPU reference run (needs chromium: make browser)
+# README's picture of the report's verdict section, from the committed CPU reference run (needs chromium: make browser)
 SCREENSHOT_RUN ?= results/amd-epyc-avx512-2c/cpu.jsonl
-SCREENSHOT_SECTION ?= latency
+SCREENSHOT_SECTION ?= verdict
 screenshot: $(STAMP) browser
 	$(PY) -m invobench report $(SCREENSHOT_RUN) -o results/local/screenshot-report.html --screenshot docs/img/report.png --section $(SCREENSHOT_SECTION)
