@@ -4,19 +4,27 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any, Optional
 
 from invobench.bench.cases import parse_shard
 from invobench.bench.output import RunnerError, ensure_writable, lock
 from invobench.results import Record, ResultsFileError, read_results
 
 
-def merge_shards(paths: list[Path], out: Path) -> tuple[int, list[str]]:
+def merge_shards(paths: list[Path], out: Path, *, jobs: Optional[dict[str, list[dict[str, Any]]]] = None,
+                 replace: bool = False) -> tuple[int, list[str]]:
     """Join the shard files of one suite into one results file; returns (records, warnings).
 
     All files must come from the same suite (same sha256) and distinct shards; a case id present in
     two files is an error. The merged header is the first shard's, with every shard's run id,
-    shard and fingerprint listed under options.merged_from. Roofline lines are kept from every shard
-    (each shard's records were computed against its own).
+    shard, host and fingerprint listed under options.merged_from. Roofline lines are kept from every
+    shard (each shard's records were computed against its own).
+
+    Every record gets `info.shard`: its shard, the index of its file in merged_from, and the host
+    and job that measured it. `jobs` (str(path) -> the jobs that wrote that file, each with
+    `first_record`, the index of its first record in the file, and its `job_id`, `host`,
+    `fingerprint`) tells them apart when several jobs wrote one file (a shard resumed on another
+    node); without it a record's host is its file's. `replace`: overwrite an existing `out`.
     """
     if not paths:
         raise RunnerError("merge: no input files")
@@ -52,20 +60,26 @@ def merge_shards(paths: list[Path], out: Path) -> tuple[int, list[str]]:
             warnings.append(f"shards {', '.join(f'{k}/{n}' for k in missing)} are missing; the merged run is incomplete")
     seen: dict[str, str] = {}
     records: list[Record] = []
-    for f in files:
-        for r in f.records:
+    attempts = [sorted((jobs or {}).get(str(f.path)) or [], key=lambda a: a.get("first_record", 0)) for f in files]
+    for index, f in enumerate(files):
+        for position, r in enumerate(f.records):
             if r.case_id in seen:
                 raise RunnerError(f"merge: case id {r.case_id} ({r.family}.{r.variant} {r.pass_} {r.label}) is in both "
                                   f"{seen[r.case_id]} and {f.path}")
             seen[r.case_id] = f.path
+            if "shard" not in r.info:  # a file merged before keeps the provenance it has
+                r = r.model_copy(update={"info": {**r.info, "shard": _provenance(f, index, attempts[index], position)}})
             records.append(r)
     options = {k: v for k, v in first.header.options.items() if k != "shard"}
-    options["merged_from"] = [{"path": f.path, "run_id": f.header.run_id, "shard": f.header.options.get("shard"),
-                               "fingerprint": f.header.fingerprint} for f in files]
+    options["merged_from"] = [
+        {"path": f.path, "run_id": f.header.run_id, "shard": f.header.options.get("shard"),
+         "host": f.header.fingerprint.hostname, "fingerprint": f.header.fingerprint,
+         **({"jobs": attempts[index]} if attempts[index] else {})}
+        for index, f in enumerate(files)]
     header = first.header.model_copy(update={"run_id": uuid.uuid4().hex, "options": options})
     ensure_writable(out)
     with lock(out):
-        if out.exists() and out.stat().st_size > 0:
+        if out.exists() and out.stat().st_size > 0 and not replace:
             raise RunnerError(f"merge: {out} already exists; choose another output path")
         tmp = out.with_name(out.name + ".partial")
         try:
@@ -86,3 +100,13 @@ def merge_shards(paths: list[Path], out: Path) -> tuple[int, list[str]]:
                 pass
             raise RunnerError(f"merge: cannot write {out}: {exc.strerror or exc}") from exc
     return len(records), warnings
+
+
+def _provenance(f, index: int, attempts: list[dict[str, Any]], position: int) -> dict[str, Any]:
+    """info.shard of the record at `position` of shard file `f` (merged_from[index]): shard, host, job."""
+    found = {"shard": f.header.options.get("shard"), "merged_from": index, "host": f.header.fingerprint.hostname,
+             "job_id": None}
+    for number, attempt in enumerate(attempts):  # sorted by first_record: the last one starting at or before it
+        if attempt.get("first_record", 0) <= position:
+            found.update(host=attempt.get("host") or found["host"], job_id=attempt.get("job_id"), job=number)
+    return found

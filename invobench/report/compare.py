@@ -30,6 +30,7 @@ from typing import Optional
 import numpy as np
 
 from invobench.report.inputs import host_loads, machine_name
+from invobench.report.shards import shard_warning
 from invobench.report.stats import (
     DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, MIN_SAMPLES, as_samples, case_rng, fmt_ratio, holm_adjust, paired_ratio,
     ratio_of_medians, verdict,
@@ -277,6 +278,7 @@ def compare_runs(
     if env_diff:
         warnings.append(f"BASE and NEW ran with different worker environments ({env_diff}): thread counts and "
                         f"allocator settings move latencies without any change in the code")
+    warnings.extend(w for w in map(shard_warning, (base, new)) if w)  # shards merged from different machines
     if base.header.suite.name != new.header.suite.name:
         warnings.append(f"different suites (BASE {base.header.suite.name!r}, NEW {new.header.suite.name!r}); "
                         f"only the {len(common)} common cases are compared")

@@ -25,6 +25,7 @@ from invobench.report.figures import (
 )
 from invobench.report.inputs import ReportInputError, load_results, machine_name, run_titles
 from invobench.report.rows import make_rows
+from invobench.report.shards import shard_warning
 from invobench.report.tables import counts_table, failures_table, records_table, summary_html
 from invobench.report.models_figure import model_figure
 from invobench.report.verdict import build_verdicts, machine_points
@@ -88,6 +89,8 @@ def build_report(runs: Sequence[ResultsFile], baseline: Optional[str] = None,
             warnings.append(f"{run.path}: a partial last line was dropped")
         if run.duplicate_warning():
             warnings.append(run.duplicate_warning())
+        if shard := shard_warning(run):  # shards merged from different GPU/CPU models
+            warnings.append(shard)
     rows = make_rows(runs, warnings)
     titles = run_titles(list(runs))
     n_runs = len(runs)
