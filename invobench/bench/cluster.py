@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import re
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
