@@ -28,39 +28,31 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-import platform
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict
 
 from invobench.bench.cases import shard_groups
 from invobench.bench.merge import merge_shards
-from invobench.bench.output import RunnerError, ensure_writable, lock
-from invobench.bench.runner import (
-    SHAPING_OPTIONS, RecordWritten, RooflineMeasured, RunConfig, Runner, RunStarted, StatusChanged, default_out,
-    run_suite,
+from invobench.bench.executors import (  # noqa: F401  (EXECUTORS, INSTALL_HINT: re-exported for the CLI)
+    EXECUTORS, INSTALL_HINT, QUEUED_STATES, RUNNING_STATES, import_submitit, job_result, parse_slurm_options,
+    visible_gpus,
 )
-from invobench.results import ResultsFileError, append_line, parse_line, read_results
+from invobench.bench.output import RunnerError, ensure_writable, lock
+from invobench.bench.runner import SHAPING_OPTIONS, RunConfig, Runner, default_out
+from invobench.bench.shard_jobs import (  # noqa: F401  (re-exported: the layout's names belong to a cluster run)
+    SHARD_NAME, RecordIds, ShardJob, jobs_file, read_jobs, run_shard, shard_file, shards_folder,
+)
+from invobench.results import ResultsFileError, parse_line, read_results
 
-EXECUTORS = ("local", "slurm")
-INSTALL_HINT = "pip install 'invobench[slurm]'"
 MANIFEST = "run.json"
 LOGS = "logs"
 #: time limit of a local job when --time-min is not given: a week, i.e. none in practice
 LOCAL_TIME_MIN = 7 * 24 * 60
 SLURM_TIME_MIN = 60
-#: sbatch options that invobench or submitit set themselves: given with --slurm they are refused
-_MANAGED = {"partition": "--partition", "time": "--time-min", "gpus-per-node": "--gpus-per-job",
-            "output": None, "error": None, "open-mode": None, "signal": None, "array": None, "job-name": None}
-#: SLURM states (sacct) of a job that has not started / is running; every other state is an end
-_QUEUED = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESV_DEL_HOLD", "SUSPENDED",
-           "PREEMPTED", "UNKNOWN", "READY")
-_RUNNING = ("RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING")
 
 ShardState = Literal["queued", "running", "done", "failed"]
 
@@ -157,149 +149,7 @@ class ShardsInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) while the jobs ran; the message says what was left running and how to continue."""
 
 
-# ---- the shared folder ---------------------------------------------------------------------------
-
-def shards_folder(out: Path) -> Path:
-    """`<out>.shards`, beside the merged results file."""
-    return Path(out).with_name(Path(out).name + ".shards")
-
-
-def shard_file(folder: Path, k: int, n: int) -> Path:
-    return folder / f"shard-{k}-of-{n}.jsonl"
-
-
-def jobs_file(shard: Path) -> Path:
-    """The jobs that wrote a shard file, one line each: `shard-k-of-n.jsonl` -> `shard-k-of-n.jobs.jsonl`."""
-    return shard.with_name(shard.name[: -len(".jsonl")] + ".jobs.jsonl")
-
-
-_SHARD_NAME = re.compile(r"^shard-(\d+)-of-(\d+)\.jsonl$")
-
-
-class ShardJob(BaseModel):
-    """One line of `<shard>.jobs.jsonl`: a job that ran (part of) a shard, from `first_record` on."""
-
-    model_config = ConfigDict(extra="allow")
-    type: Literal["job"] = "job"
-    job_id: Optional[str]
-    executor: Optional[str]
-    host: str
-    first_record: int
-    started_utc: str
-    fingerprint: dict[str, Any]
-
-
-def read_jobs(shard: Path) -> list[dict[str, Any]]:
-    """The complete lines of a shard's jobs file (a partial last line, as a kill leaves, is ignored)."""
-    try:
-        raw = jobs_file(shard).read_bytes()
-    except FileNotFoundError:
-        return []
-    jobs = []
-    for blob in raw.split(b"\n")[:-1]:
-        try:
-            jobs.append(json.loads(blob))
-        except ValueError:
-            continue
-    return jobs
-
-
-def _record_ids(path: Path) -> list[str]:
-    """Case ids of the complete record lines of a results file, in file order (a partial last line ignored)."""
-    return _RecordIds(path).read()
-
-
-class _RecordIds:
-    """The case ids of a results file that grows by whole lines, read incrementally (a large shard file is
-    looked at every second while it is written)."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.ids = Path(path), 0, []
-
-    def read(self) -> list[str]:
-        try:
-            with open(self.path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size < self.offset:  # truncated (a partial line dropped): read it again
-                    self.offset, self.ids = 0, []
-                fh.seek(self.offset)
-                data = fh.read(size - self.offset)
-        except FileNotFoundError:
-            self.offset, self.ids = 0, []
-            return []
-        end = data.rfind(b"\n") + 1  # complete lines only: a partial last one is read when it is whole
-        for blob in data[:end].split(b"\n"):
-            try:
-                obj = json.loads(blob)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and obj.get("type") == "record" and isinstance(obj.get("case_id"), str):
-                self.ids.append(obj["case_id"])
-        self.offset += end
-        return self.ids
-
-
-# ---- what each job runs --------------------------------------------------------------------------
-
-def run_shard(config: RunConfig, executor: str) -> dict[str, Any]:
-    """The function each job runs: its shard of the suite into its shard file, continuing what an
-    earlier job of the shard left there. Prints its progress to the job's log."""
-    from invobench.env import fingerprint
-
-    job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
-    host = platform.node()
-    out = Path(config.out)
-
-    def on_event(event) -> None:
-        if isinstance(event, RunStarted):
-            # the runner holds the file's lock and has dropped any partial line: from here on, records are this job's
-            append_line(jobs_file(out), ShardJob(
-                job_id=job_id, executor=executor, host=host, first_record=len(_record_ids(out)),
-                started_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), fingerprint=fingerprint()))
-            print(f"shard {config.shard} on {host} (job {job_id}): {event.total} records to measure, "
-                  f"{event.already_done} already in {out}", flush=True)
-        elif isinstance(event, RecordWritten):
-            r = event.record
-            median = f" {r.stats.median_ms:.4g} ms" if r.stats is not None else ""
-            why = f"  {(r.error or '; '.join(r.reasons))[:200]}" if r.status != "ok" else ""
-            print(f"{r.status:<8} {r.family}.{r.variant} {r.pass_} {r.label}{median}{why}", flush=True)
-        elif isinstance(event, (StatusChanged, RooflineMeasured)):
-            print(event.text if isinstance(event, StatusChanged) else f"roofline {event.line.device} {event.line.dtype}",
-                  flush=True)
-
-    summary = run_suite(config, on_event=on_event)
-    print(f"shard {config.shard}: {len(summary.records)} records written to {out} in {summary.wall_s:.1f} s", flush=True)
-    return {"shard": config.shard, "records": len(summary.records), "job_id": job_id, "host": host,
-            "wall_s": summary.wall_s}
-
-
 # ---- the orchestration ---------------------------------------------------------------------------
-
-def import_submitit():
-    """submitit, or a RunnerError saying how to install it."""
-    try:
-        import submitit
-    except ImportError:
-        raise RunnerError(f"--executor needs submitit, which is not installed here: {INSTALL_HINT} "
-                          "(or `pip install submitit`)") from None
-    return submitit
-
-
-def parse_slurm_options(values: list[str]) -> dict[str, Any]:
-    """`--slurm KEY=VALUE` / `--slurm KEY` as sbatch options (`account=proj` -> `#SBATCH --account=proj`)."""
-    options: dict[str, Any] = {}
-    for text in values:
-        key, sep, value = text.partition("=")
-        key = key.strip().lstrip("-").replace("_", "-")
-        if not key or (sep and not value.strip()):
-            raise RunnerError(f"--slurm {text!r} is not KEY=VALUE (an sbatch option without its dashes, e.g. "
-                              "--slurm account=myproject, or --slurm exclusive for a flag)")
-        if key in _MANAGED:
-            hint = f"use {_MANAGED[key]}" if _MANAGED[key] else "invobench sets it for every job"
-            raise RunnerError(f"--slurm {text!r}: the sbatch option --{key} is not passed through: {hint}")
-        options[key] = value.strip() if sep else True
-    return options
-
 
 @dataclass
 class _Active:
@@ -328,7 +178,7 @@ class ClusterRun:
             raise RunnerError("--parallel is for --executor local: SLURM jobs run at the same time anyway, "
                               "each on the resources it asks for")
         self.config, self.cluster = config, cluster
-        self.readers: dict[int, _RecordIds] = {}
+        self.readers: dict[int, RecordIds] = {}
         self.poll_s = cluster.poll_s if cluster.poll_s is not None else (1.0 if cluster.executor == "local" else 10.0)
         self.on_event = on_event or (lambda event: None)
         self.extra_sbatch = parse_slurm_options(cluster.slurm) if cluster.executor == "slurm" else {}
@@ -360,7 +210,7 @@ class ClusterRun:
         out, folder, n = self.out, self.folder, self.cluster.shards
         manifest_path = folder / MANIFEST
         manifest: dict[str, Any] = {}
-        files = sorted(p for p in folder.glob("shard-*-of-*.jsonl") if _SHARD_NAME.match(p.name)) if folder.is_dir() else []
+        files = sorted(p for p in folder.glob("shard-*-of-*.jsonl") if SHARD_NAME.match(p.name)) if folder.is_dir() else []
         if not self.config.resume:
             if out.exists() and out.stat().st_size > 0:
                 raise RunnerError(f"--out {out} already exists; pass --resume to continue that run, or choose another path")
@@ -378,7 +228,7 @@ class ClusterRun:
                 if key in manifest.get("run", {}) and manifest["run"][key] != value:
                     raise RunnerError(self._mismatch(manifest_path, key, manifest["run"][key], value))
         for p in files:
-            k, m = map(int, _SHARD_NAME.match(p.name).groups())
+            k, m = map(int, SHARD_NAME.match(p.name).groups())
             if m != n:
                 raise RunnerError(self._mismatch(p, "shards", m, n))
         for k in range(1, n + 1):
@@ -391,7 +241,7 @@ class ClusterRun:
                                   "choose another --out") from exc
             sources = header.options.get("merged_from") or []
             ours = [isinstance(s, dict) and Path(str(s.get("path"))).parent.name == folder.name
-                    and _SHARD_NAME.match(Path(str(s.get("path"))).name) for s in sources]
+                    and SHARD_NAME.match(Path(str(s.get("path"))).name) for s in sources]
             if header.suite.sha256 != self.loaded.sha256 or not sources or not all(ours):
                 raise RunnerError(f"cannot resume: --out {out} is not a merge of the shards in {folder}; "
                                   "it would be replaced: choose another --out")
@@ -474,7 +324,7 @@ class ClusterRun:
                 note = ("the run times CPU cases: jobs that share a node share its cores and disturb each other's "
                         "numbers; ask for whole nodes (--slurm exclusive) or for the cores (--slurm cpus-per-task=N)")
             return [None] * n, note
-        gpus = _visible_gpus() if self.has_cuda else []
+        gpus = visible_gpus() if self.has_cuda else []
         if self.all_cuda and gpus:
             used = gpus[:n]
             return list(used), (f"{n} shards over {len(used)} GPU(s) ({', '.join(map(str, used))}), one shard per GPU "
@@ -520,7 +370,7 @@ class ClusterRun:
     def _done(self, k: int) -> int:
         """How many of shard k's planned records its file holds."""
         if k not in self.readers:
-            self.readers[k] = _RecordIds(shard_file(self.folder, k, self.cluster.shards))
+            self.readers[k] = RecordIds(shard_file(self.folder, k, self.cluster.shards))
         return len(self.planned[k].intersection(self.readers[k].read()))
 
     def _run_jobs(self, summary: ClusterSummary) -> None:
@@ -611,16 +461,16 @@ class ClusterRun:
         if self.cluster.executor == "local":
             return "running" if job.state.upper() == "RUNNING" else "ended"
         raw = (job.get_info(mode="force" if force else "standard").get("State") or "UNKNOWN").upper()
-        if raw.startswith(_RUNNING):
+        if raw.startswith(RUNNING_STATES):
             return "running"
-        if raw.startswith(_QUEUED):
+        if raw.startswith(QUEUED_STATES):
             return "queued"
         return "ended"
 
     def _outcome(self, k: int, job) -> ShardOutcome:
         n = self.cluster.shards
         done, planned = self._done(k), len(self.planned[k])
-        result, error = _job_result(job)
+        result, error = job_result(job)
         host = (result or {}).get("host")
         stdout, stderr = Path(job.paths.stdout), Path(job.paths.stderr)
         if done == planned:
@@ -657,44 +507,6 @@ class ClusterRun:
         summary.merged_records, warnings = merge_shards(done, self.out, jobs=jobs, replace=True)
         summary.merged = True
         summary.warnings.extend(warnings)
-
-
-def _visible_gpus() -> list[int]:
-    """Indices of the GPUs a local job may be given: CUDA_VISIBLE_DEVICES's, else 0..count-1."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return []
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip():
-        entries = [v.strip() for v in visible.split(",") if v.strip()]
-        if not all(v.isdigit() for v in entries):
-            raise RunnerError(f"CUDA_VISIBLE_DEVICES={visible!r} names GPUs by UUID; --executor local gives each shard "
-                              "one GPU by index: set CUDA_VISIBLE_DEVICES to indices (e.g. 0,1,2,3)")
-        return [int(v) for v in entries][: torch.cuda.device_count()]
-    return list(range(torch.cuda.device_count()))
-
-
-def _job_result(job) -> tuple[Optional[dict], Optional[str]]:
-    """(what run_shard returned, None) or (None, the last line of its error); (None, None) without a result file."""
-    if not Path(job.paths.result_pickle).exists():  # submitit would wait 15 s for it: a killed job never writes it
-        return None, None
-    try:
-        outcome, value = _load_pickle(job.paths.result_pickle)
-    except Exception as exc:  # a truncated pickle on a slow file system
-        return None, f"its result file could not be read ({exc})"
-    if outcome == "success":
-        return value, None
-    lines = [line for line in str(value).strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else str(value)
-    return None, re.sub(r"^[\w.]*(RunnerError|SuiteError): ", "", last)
-
-
-def _load_pickle(path):
-    import pickle
-
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
 
 
 def run_cluster(config: RunConfig, cluster: ClusterConfig,
