@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.invobench-installed
-# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build on CPU machines.
+# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build on CPU machines. pyproject.toml
+# declares the range the package supports (torch >= 2.11, triton >= 3.6: the GPU machine's image, `make compat`);
+# these exact pins keep the CPU reference numbers reproducible.
 TORCH_SPEC ?= torch==2.13.0
+TRITON_SPEC ?= triton==3.9.0; platform_system == 'Linux'
 
 .PHONY: bench bench-ci bench-baseline test test-all test-browser browser install clean reference docs screenshot
 
@@ -12,7 +15,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)" "$(TRITON_SPEC)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 

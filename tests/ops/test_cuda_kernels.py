@@ -6,7 +6,10 @@
   kernel's per-thread function for every thread index of a small grid and the results are checked
   against the float64 reference: borders, stride 2, dilation 2, K = 1 and 7, G = 1 and G = C.
 - The loader's launch planning agrees with the kernel's own shared-memory arithmetic; its error
-  paths name the cause and the fix; NVRTC compiles the source when CuPy and NVRTC are installed.
+  paths name the cause and the fix.
+- NVRTC (CuPy, nvidia-cuda-nvrtc and nvidia-cuda-runtime are in the `dev` extra, so the default tier runs
+  these): the loader's own compile of the shipped source with its options, every dtype, sm_80 and sm_90,
+  without asking the driver; the disk cache; compile errors naming the line.
 - Tests marked `gpu` run the registered variants on a CUDA device against the reference.
 
 Compiled cubins and the harness binary are built once per session (tmp_path_factory).
@@ -394,6 +397,45 @@ def test_nvrtc_compile_error_names_the_source_line(tmp_path):
                                                "constexpr int OUTPUTS_PER_THREAD = 4 + not_declared;")
     with pytest.raises(cuda_loader.NvrtcCompileError, match=r"OUTPUTS_PER_THREAD = 4 \+ not_declared"):
         cuda_loader.compile_module("float32", 1, 80, source=source, cache_dir=tmp_path)
+
+
+def _cubin_arch(binary: bytes) -> int:
+    """The SM a CUDA ELF (cubin) was built for: its e_flags hold it in bits 8-15 from ELF ABI version 8
+    (CUDA 12.x and later), in bits 0-7 before."""
+    assert binary[:4] == b"\x7fELF" and binary[7] == 0x41, "not a CUDA ELF (OSABI 0x41)"
+    flags = int.from_bytes(binary[0x30:0x34], "little")  # 64-bit ELF: e_flags at offset 48
+    return (flags >> 8) & 0xFF if binary[8] >= 8 else flags & 0xFF
+
+
+@needs_nvrtc
+@pytest.mark.parametrize("arch", [80, 90])
+@pytest.mark.parametrize("dtype", cuda_loader.DTYPES)
+def test_nvrtc_compiles_the_loaders_source_and_options_without_the_driver(monkeypatch, tmp_path, dtype, arch):
+    """What a GPU machine compiles on first use, compiled here: the loader's own call (compile_module), so the
+    source is the shipped file and the options are nvrtc_options'; the driver and the device are never asked."""
+    import cupy
+    from cupy.cuda import nvrtc
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the NVRTC compile asked the CUDA driver or the device")
+
+    monkeypatch.setattr(cupy.cuda.runtime, "getDeviceCount", refuse)
+    monkeypatch.setattr(cupy.cuda.runtime, "getDevice", refuse)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", refuse)
+    seen = {}
+    create, compile_ = nvrtc.createProgram, nvrtc.compileProgram
+    monkeypatch.setattr(nvrtc, "createProgram", lambda src, name, *a: seen.update(source=src, name=name) or create(src, name, *a))
+    monkeypatch.setattr(nvrtc, "compileProgram", lambda prog, opts: seen.update(options=list(opts)) or compile_(prog, opts))
+
+    path = cuda_loader.compile_module(dtype, 7, arch, cache_dir=tmp_path)
+
+    assert seen["source"] == KERNEL_SOURCE.read_text() and seen["name"] == KERNEL_SOURCE.name
+    assert seen["options"] == cuda_loader.nvrtc_options(dtype, 7, f"sm_{arch}", cuda_loader.cuda_include_dir())
+    assert f"-DINVOLUTION_SCALAR={cuda_loader.SCALAR_TYPES[dtype]}" in seen["options"]
+    binary = path.read_bytes()
+    assert path.suffix == ".cubin" and _cubin_arch(binary) == arch
+    missing = [name for name in cuda_loader._ENTRY_POINTS if name.encode() + b"\0" not in binary]
+    assert not missing, f"entry points missing from the {dtype} sm_{arch} cubin: {missing}"
 
 
 @needs_nvrtc
