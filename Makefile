@@ -9,7 +9,8 @@ STAMP := $(VENV)/.invobench-installed
 TORCH_SPEC ?= torch==2.13.0
 TRITON_SPEC ?= triton==3.9.0; platform_system == 'Linux'
 
-.PHONY: bench bench-ci bench-baseline test test-all test-browser browser install clean reference docs screenshot
+.PHONY: bench bench-ci bench-baseline test test-all test-browser browser install clean reference docs screenshot \
+	compat gpu-wheels gpu-rehearsal gpu-check
 
 install: $(STAMP)
 
@@ -67,6 +68,31 @@ test-all: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The GPU machine (docs/gpu.md): one H100 with its own image (torch 2.11, triton 3.6, no network), lent rarely.
+# compat: the package on the image's torch and triton, in a stand-in environment outside the repository
+#   (COMPAT_ENV, a few GB, made once): imports, list, check on the CPU variants, the Triton tests.
+# gpu-wheels: the wheels the image lacks (tools/gpu_wheels.txt) for its Python into .gpu-wheels/ (git-ignored).
+# gpu-rehearsal: tools/gpu_check.sh end to end here on the CPU, in the stand-in (the CUDA steps say so and skip).
+# gpu-check: the check itself, on the GPU machine (carry .gpu-wheels/cp312 there).
+COMPAT_ENV ?= $(HOME)/.cache/invobench-compat-torch2.11
+GPU_PYTHON_VERSION ?= 3.12
+GPU_WHEELS ?= .gpu-wheels/cp$(subst .,,$(GPU_PYTHON_VERSION))
+GPU_OUT ?= results/local/gpu-check
+
+compat: $(STAMP)
+	COMPAT_ENV="$(COMPAT_ENV)" DEV_PYTHON=$(PY) tools/compat_check.sh all
+
+gpu-wheels: $(STAMP)
+	$(PY) tools/gpu_wheels.py download $(GPU_WHEELS) --python-version $(GPU_PYTHON_VERSION)
+
+gpu-rehearsal: $(STAMP)
+	COMPAT_ENV="$(COMPAT_ENV)" DEV_PYTHON=$(PY) tools/compat_check.sh prepare
+	rm -rf $(GPU_OUT)-rehearsal
+	PYTHON="$(COMPAT_ENV)/bin/python" tools/gpu_check.sh $(GPU_OUT)-rehearsal
+
+gpu-check:
+	tools/gpu_check.sh $(GPU_OUT)
 
 # Reference runs of this machine: one results file per suite in results/<machine>/ (the machine's name
 # from `invobench env --slug`), replacing the previous one only when the new run finished; then the
