@@ -146,7 +146,7 @@ export -f install_step
 
 env_step() {
     "$PYTHON" -m invobench env || return 1
-    "$PYTHON" -m invobench list || return 1
+    "$PYTHON" -m invobench list --device cuda || return 1
     "$PYTHON" tools/gpu_check.py available
 }
 export -f env_step

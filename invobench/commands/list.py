@@ -8,17 +8,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from invobench.core import DEVICES
 from invobench.registry import all_variants
 
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--family", type=click.Choice(["involution", "conv", "attention", "model"]), help="Only this family.")
-def command(as_json: bool, family: str | None) -> None:
+@click.option("--device", type=click.Choice(DEVICES), default=None,
+              help="Only the variants of this device, and whether they can run on it here (default: any device).")
+def command(as_json: bool, family: str | None, device: str | None) -> None:
     """Variants × availability on this machine, with the reasons a variant is unavailable."""
     rows = []
     for v in all_variants(family):
-        reasons = v.unavailable_reasons()
+        if device is not None and device not in v.devices:
+            continue
+        reasons = v.unavailable_reasons(device)
         rows.append({
             "variant": v.key, "family": v.family, "name": v.name, "levels": list(v.levels), "devices": list(v.devices),
             "dtypes": list(v.dtypes), "backward": v.supports_backward, "available": not reasons, "reasons": reasons,
@@ -27,7 +32,7 @@ def command(as_json: bool, family: str | None) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="invobench variants on this machine")
+    table = Table(title="invobench variants on this machine" + (f", on {device}" if device else ""))
     for col in ("variant", "levels", "devices", "dtypes", "bwd", "available here"):
         table.add_column(col, overflow="fold")
     for r in rows:

@@ -137,15 +137,19 @@ class Variant:
     def key(self) -> str:
         return f"{self.family}.{self.name}"
 
-    def unavailable_reasons(self) -> list[str]:
-        """Why this variant can't run at all here (for `invobench list`): empty when some device can run it.
+    def unavailable_reasons(self, device: Optional[str] = None) -> list[str]:
+        """Why this variant can't run at all here (for `invobench list`): empty when some device can run it,
+        or, with `device`, when that device can.
 
         Probes each of its devices with a small, valid case, so device-specific conditions in
         `case_reasons` (e.g. Triton on CPU only under TRITON_INTERPRET=1) count too.
         """
+        if device is not None and device not in self.devices:
+            return [f"device {device!r} not supported (supports: {', '.join(self.devices)})"]
         reasons: list[str] = []
-        for device in self.devices:
-            probe = Case(B=1, C=16, H=224, W=224, K=3, G=1, dtype=self.dtypes[0], device=device, level=self.levels[0])
+        for probe_device in [device] if device is not None else self.devices:
+            probe = Case(B=1, C=16, H=224, W=224, K=3, G=1, dtype=self.dtypes[0], device=probe_device,
+                         level=self.levels[0])
             found = self.why_not(probe)
             if not found:
                 return []

@@ -60,3 +60,18 @@ def test_profile_static_prints_a_table_or_says_why_not():
     result = CliRunner().invoke(cli, ["profile", "--static", "--arch", "80"])
     assert result.exit_code == 0, result.output
     assert "registers" in result.output or "no static profiles" in result.output
+
+
+def test_list_for_one_device_shows_only_its_variants_and_whether_they_run_there(monkeypatch):
+    import json
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rows = json.loads(CliRunner().invoke(cli, ["list", "--device", "cuda", "--family", "involution", "--json"]).output)
+    assert {r["variant"] for r in rows} >= {"involution.cuda", "involution.triton", "involution.eager"}
+    assert "involution.cpu" not in {r["variant"] for r in rows}  # a CPU-only variant is not listed for cuda
+    assert all(not r["available"] and any("no CUDA device" in x for x in r["reasons"]) for r in rows)
+    cpu = json.loads(CliRunner().invoke(cli, ["list", "--device", "cpu", "--family", "involution", "--json"]).output)
+    assert {r["variant"]: r["available"] for r in cpu}["involution.eager"] is True
+    assert "involution.cuda" not in {r["variant"] for r in cpu}
