@@ -9,8 +9,8 @@ A block is two HTML comments with the generated Markdown between them:
     ...
     <!-- end generated -->
 
-Kinds: `cpu-table RESULTS`, `models-table RESULTS`, `run-facts RESULTS` and `reference-table RESULTS...`
-(`invobench show --view cpu|models|reference`), and `results-index DIR` (one row per reference run
+Kinds: `cpu-table RESULTS`, `models-table RESULTS`, `run-facts RESULTS`, `reference-table RESULTS...` and
+`bottom-line RESULTS...` (`invobench show --view cpu|models|reference|verdict`), and `results-index DIR` (one row per reference run
 under DIR, from the results files' headers). Every block ends by naming the files it came from, so
 each figure in README and docs traces to a committed run. Paths are relative to the repository root.
 """
@@ -52,8 +52,28 @@ def run_facts(args: list[str]) -> str:
 
 
 def reference_table(args: list[str]) -> str:
-    runs = [read_results(ROOT / a) for a in args]
-    return views.to_markdown(views.reference_view(runs)) + "\n\n" + _sources(args)
+    """Per run: a line naming the machine and the case, then every variant's median against the depthwise conv."""
+    parts = []
+    for arg in args:
+        df = views.reference_view([read_results(ROOT / arg)])
+        if df.empty:
+            parts.append(f"`{arg}`: no ok records")
+            continue
+        parts.append(f"{df['machine'].iloc[0]}, {df['case'].iloc[0]}:\n\n"
+                     + views.to_markdown(df.drop(columns=["machine", "case"])))
+    return "\n\n".join(parts) + "\n\n" + _sources(args)
+
+
+def bottom_line(args: list[str]) -> str:
+    """The verdict's sentence of each run (`invobench show --view verdict`), and the variant it recommends."""
+    from invobench.report.verdict import bottom_line as sentence, build_verdicts
+
+    lines = []
+    for arg in args:
+        for verdict in build_verdicts([read_results(ROOT / arg)]):
+            lines.append(f"- {sentence(verdict)}")
+            lines += [f"  {rec.sentence()}" for rec in verdict.recommendations]
+    return "\n".join(lines) + "\n\n" + _sources(args)
 
 
 def results_index(args: list[str]) -> str:
@@ -77,7 +97,7 @@ def results_index(args: list[str]) -> str:
 
 KINDS: dict[str, Callable[[list[str]], str]] = {
     "cpu-table": cpu_table, "models-table": models_table, "run-facts": run_facts,
-    "reference-table": reference_table, "results-index": results_index,
+    "reference-table": reference_table, "results-index": results_index, "bottom-line": bottom_line,
 }
 
 
