@@ -2,15 +2,14 @@
 and those blocks are current: every figure traces to a committed reference run."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from tools_loader import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("docs_tables", ROOT / "tools" / "docs_tables.py")
-docs_tables = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(docs_tables)
+docs_tables = load_tool("docs_tables")
 
 
 def test_every_generated_block_matches_the_committed_reference_runs():

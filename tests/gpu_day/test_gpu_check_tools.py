@@ -2,8 +2,6 @@
 as one line per kernel, invobench check's verdict, the check's split into processes."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +11,12 @@ import synthetic_results as synthetic
 from invobench.registry import Case
 from invobench.results import Roofline, read_results
 
+from tools_loader import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gpu_check = _tool("gpu_check")
+gpu_check = load_tool("gpu_check")
 
 #: fwd medians (ms) at C = 64; other stages scale with C, passes with PASS_FACTOR
 MS = {"involution.triton": 0.05, "involution.cuda": 0.04, "involution.cuda-simple": 0.2, "involution.unfold": 1.0,

@@ -3,8 +3,6 @@ cases' minimum bytes at 3 TB/s, the sampling budget, worker start-up; plus first
 under 4 minutes. The estimate is a model, not a measurement: the GPU run's log and summary.md give the real one."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +11,13 @@ from invobench.bench.cases import expand_suite
 from invobench.bench.suite import Budget, load_suite
 from invobench.registry import all_variants
 
+from tools_loader import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 FOUR_MINUTES_S = 240.0
 
 
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gpu_check = _tool("gpu_check")
+gpu_check = load_tool("gpu_check")
 
 
 @pytest.fixture(scope="module")

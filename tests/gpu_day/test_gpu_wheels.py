@@ -2,24 +2,15 @@
 beyond the machine's image (tools/gpu_image_packages.txt), and the download is checked before it travels."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from tools_loader import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gpu_wheels = _tool("gpu_wheels")
+gpu_wheels = load_tool("gpu_wheels")
 
 
 def test_the_carried_list_is_what_the_imports_need_beyond_the_image():
