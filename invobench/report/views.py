@@ -307,7 +307,7 @@ def verdict_lines(run: ResultsFile) -> list[str]:
 
 
 def run_facts(run: ResultsFile) -> str:
-    """'machine, threads; commit, date; copy bandwidth, matmul peak' of one run."""
+    """'machine, threads, torch; suite and commit; copy bandwidth, matmul peak' of one run (the date is in results/README.md)."""
     fp = run.header.fingerprint
     threads = next((roof.threads for roof in run.rooflines if roof.threads), fp.torch.threads)
     roofs = "; ".join(
@@ -315,7 +315,7 @@ def run_facts(run: ResultsFile) -> str:
         for roof in run.rooflines if roof.copy_bandwidth_gbps and roof.matmul_peak_flops) or "roofline not measured"
     commit = str(fp.git.commit or "?")[:7] + (" (dirty)" if fp.git.dirty else "")
     return (f"{machine_name(run)}, {threads} threads, torch {fp.torch.version}; suite `{run.header.suite.name}` at "
-            f"commit {commit}, {str(fp.time_utc or '?')[:10]}; {roofs}")
+            f"commit {commit}; {roofs}")
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
