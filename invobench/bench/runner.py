@@ -179,13 +179,15 @@ class Runner:
             raise RunnerError(str(exc)) from exc
         self.host_budget = host_budget
         items = [item for g in groups for item in g.items]
+        #: the memory guard's estimate of every item, made once: the up-front check, the dry run and the guard read it
+        self.estimates: dict[str, Optional[int]] = {item.case_id: _estimate(item) for item in items}
         self._refuse_budget_below_every_case(items, host_budget, mem_text)
         summary = RunSummary(out=None)
         if self.config.dry_run:
             for item in items:
                 reasons = self.skip_reasons(item)
                 if not reasons and item.case.device != "cuda":
-                    estimate = _estimate(item)
+                    estimate = self.estimates[item.case_id]
                     if estimate is not None and estimate > host_budget:
                         reasons = [_guard_reason(estimate, host_budget)]
                 summary.planned.append((item, "skip: " + "; ".join(reasons) if reasons else "run"))
@@ -204,7 +206,8 @@ class Runner:
 
     def _refuse_budget_below_every_case(self, items: list[BenchItem], budget: int, given: Optional[str]) -> None:
         """A host budget below the smallest CPU case's estimated need would skip everything: refuse it up front."""
-        needs = [(e, item) for item in items if item.case.device != "cuda" for e in [_estimate(item)] if e is not None]
+        needs = [(self.estimates[item.case_id], item) for item in items
+                 if item.case.device != "cuda" and self.estimates[item.case_id] is not None]
         if not needs:
             return
         smallest, item = min(needs, key=lambda pair: pair[0])
@@ -296,7 +299,7 @@ class Runner:
                 if reasons:
                     self._emit(out, make_record(item, "skipped", reasons=reasons), summary)
                     continue
-                runnable.append((item, _estimate(item)))
+                runnable.append((item, self.estimates[item.case_id]))
             if g.case.device != "cuda":
                 runnable = self._guard(out, summary, runnable, self.host_budget)
             if runnable:

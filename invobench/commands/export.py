@@ -33,8 +33,9 @@ def command(results: tuple[str, ...], fmt: str, out: str) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     for run in runs:
-        if run.duplicate_warning():
-            click.echo(f"warning: {run.duplicate_warning()}", err=True)
+        duplicates = run.duplicate_warning()
+        if duplicates:
+            click.echo(f"warning: {duplicates}", err=True)
     df = export_frame(runs)
     if fmt == "csv":
         text = df.to_csv(index=False)

@@ -81,8 +81,9 @@ def command(results, view, fmt, case_label, families, variants, statuses, passes
     except ResultsFileError as exc:
         raise click.ClickException(str(exc)) from None
     fmt = "csv" if as_csv else fmt
-    if data.duplicate_warning():
-        click.echo(f"warning: {data.duplicate_warning()}", err=True)
+    duplicates = data.duplicate_warning()
+    if duplicates:
+        click.echo(f"warning: {duplicates}", err=True)
     if view == "records":
         df = views.filter_frame(views.records_frame(data.records), list(families), list(variants), list(statuses),
                                 list(passes))

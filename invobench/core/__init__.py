@@ -5,5 +5,6 @@ from invobench.core.shapes import (  # noqa: F401
     MAX_KERNEL_SIZE, check_involution_args, check_positive_int, out_size, padding_for,
 )
 from invobench.core.types import (  # noqa: F401
-    BYTES_PER_ELEMENT, DEVICES, DTYPES, FAMILIES, LEVELS, PASSES, Case, Variant, Workload, device_reasons, lookup,
+    BYTES_PER_ELEMENT, DEVICES, DTYPES, FAMILIES, LEVELS, PASSES, Case, Variant, Workload, device_reasons, lookup, no_info,
+    no_reasons,
 )

@@ -102,11 +102,13 @@ def device_reasons(device: str) -> list[str]:
     return [f"unknown device {device!r}; valid devices: {', '.join(DEVICES)}"]
 
 
-def _no_reasons(*args) -> list[str]:
+def no_reasons(*args) -> list[str]:
+    """The default `requirements`, `case_reasons` and `backward_reasons` of a variant: none."""
     return []
 
 
-def _no_info(case: "Case") -> dict:
+def no_info(case: "Case") -> dict:
+    """The default `info` of a variant: no facts."""
     return {}
 
 
@@ -123,13 +125,13 @@ class Variant:
     #: `invobench.workloads` has not given it one yet)
     build: Optional[Callable[[Case, bool], Workload]] = field(default=None, repr=False)
     #: environment reasons, independent of the case (missing library, no compiler, ...)
-    requirements: Callable[[], list[str]] = field(default=_no_reasons, repr=False)
+    requirements: Callable[[], list[str]] = field(default=no_reasons, repr=False)
     #: case-specific limits beyond device/dtype/level (max K, shapes, ...)
-    case_reasons: Callable[[Case], list[str]] = field(default=_no_reasons, repr=False)
+    case_reasons: Callable[[Case], list[str]] = field(default=no_reasons, repr=False)
     #: reasons the backward can't run a case although the forward can (e.g. FlexAttention on CPU)
-    backward_reasons: Callable[[Case], list[str]] = field(default=_no_reasons, repr=False)
+    backward_reasons: Callable[[Case], list[str]] = field(default=no_reasons, repr=False)
     #: facts recorded with each result of this variant for a case (e.g. the autotuned block configuration)
-    info: Callable[[Case], dict] = field(default=_no_info, repr=False)
+    info: Callable[[Case], dict] = field(default=no_info, repr=False)
     #: the operator callable of an op-level variant (the involution apply, an attention function)
     op: Optional[Callable] = field(default=None, repr=False, compare=False)
 

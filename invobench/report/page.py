@@ -87,8 +87,9 @@ def build_report(runs: Sequence[ResultsFile], baseline: Optional[str] = None,
             warnings.append(f"{run.path}: the run has a header but no records yet")
         if run.dropped_partial_line:
             warnings.append(f"{run.path}: a partial last line was dropped")
-        if run.duplicate_warning():
-            warnings.append(run.duplicate_warning())
+        duplicates = run.duplicate_warning()
+        if duplicates:
+            warnings.append(duplicates)
         if shard := shard_warning(run):  # shards merged from different GPU/CPU models
             warnings.append(shard)
     rows = make_rows(runs, warnings)

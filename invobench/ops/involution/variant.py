@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from invobench.core import Case, Variant
+from invobench.core import Case, Variant, no_info, no_reasons
 from invobench.ops.involution.custom_op import define_involution_op
 
 ALL_FLOAT = ("float64", "float32", "bfloat16", "float16")
@@ -28,14 +28,6 @@ def involution_case_reasons(case: Case) -> list[str]:
     return reasons
 
 
-def _no_reasons(*args) -> list[str]:
-    return []
-
-
-def _no_info(case: Case) -> dict:
-    return {}
-
-
 def involution_variant(
     name: str,
     forward: Optional[Callable] = None,
@@ -45,9 +37,9 @@ def involution_variant(
     devices: tuple[str, ...],
     dtypes: tuple[str, ...],
     description: str,
-    requirements: Callable[[], list[str]] = _no_reasons,
-    case_reasons: Callable[[Case], list[str]] = _no_reasons,
-    info: Callable[[Case], dict] = _no_info,
+    requirements: Callable[[], list[str]] = no_reasons,
+    case_reasons: Callable[[Case], list[str]] = no_reasons,
+    info: Callable[[Case], dict] = no_info,
 ) -> Variant:
     """The variant `involution.<name>`: either `forward` and `backward` (Python functions, made into the
     custom op `invobench::involution_<name>` here) or `apply`, a differentiable callable over an op
