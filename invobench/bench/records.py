@@ -1,4 +1,5 @@
-"""Records of a run: a results record for each work item, from what the worker measured (or why it did not).
+"""Records of a run: a results record for each work item, from what the worker measured (or why it did not),
+and the one line that shows a finished record (the run's display, a job's log).
 
 Counts come from the spec's formulas (`invobench.counting`); samples, statistics, memory and the
 roofline fields from the worker's reply and the run's measured roofline.
@@ -70,3 +71,20 @@ def make_record(item: BenchItem, status: str, *, reasons: Optional[list[str]] = 
         counts=counts.as_dict() if counts is not None else None, flops=flops, macs=macs, params=params,
         memory=memory, roofline=roof, info=info, started_utc=m.get("started_utc"), duration_s=m.get("duration_s"),
     )
+
+
+def summary_line(record: Record) -> str:
+    """One line per finished record: status, variant, pass, case, median ± IQR/median, GB/s, % of roofline."""
+    key = f"{record.family}.{record.variant}"
+    head = f"{record.status:<8} {key:<24} {record.pass_:<7} {record.label}"
+    if record.stats is not None and record.status == "ok":
+        s = record.stats
+        text = f"{head}  {s.median_ms:9.3f} ms ±{100 * s.iqr_ms / s.median_ms:4.1f}% n={s.n}"
+        r = record.roofline
+        if r is not None and r.achieved_gbps is not None:
+            text += f"  {r.achieved_gbps:7.2f} GB/s"
+        if r is not None and r.pct_of_roofline is not None:
+            text += f"  {r.pct_of_roofline:5.1f}% of roofline ({r.bound_by})"
+        return text
+    why = record.error or "; ".join(record.reasons)
+    return f"{head}  {why[:160]}"

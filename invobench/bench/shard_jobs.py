@@ -18,6 +18,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from invobench.bench.records import summary_line
 from invobench.bench.runner import RecordWritten, RooflineMeasured, RunConfig, RunStarted, StatusChanged, run_suite
 from invobench.results import append_line
 
@@ -123,10 +124,7 @@ def run_shard(config: RunConfig, executor: str) -> dict[str, Any]:
             print(f"shard {config.shard} on {host} (job {job_id}): {event.total} records to measure, "
                   f"{event.already_done} already in {out}", flush=True)
         elif isinstance(event, RecordWritten):
-            r = event.record
-            median = f" {r.stats.median_ms:.4g} ms" if r.stats is not None else ""
-            why = f"  {(r.error or '; '.join(r.reasons))[:200]}" if r.status != "ok" else ""
-            print(f"{r.status:<8} {r.family}.{r.variant} {r.pass_} {r.label}{median}{why}", flush=True)
+            print(summary_line(event.record), flush=True)
         elif isinstance(event, (StatusChanged, RooflineMeasured)):
             print(event.text if isinstance(event, StatusChanged) else f"roofline {event.line.device} {event.line.dtype}",
                   flush=True)

@@ -10,28 +10,12 @@ from typing import Optional
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from invobench.bench.records import summary_line
 from invobench.bench.runner import RecordWritten, RooflineMeasured, RunEvent, RunStarted, StatusChanged
-from invobench.results import Record, Roofline
+from invobench.results import Roofline
 
 STATUS_STYLES = {"ok": "green", "skipped": "dim", "error": "red", "crashed": "bold red", "oom": "bold red",
                  "timeout": "bold red"}
-
-
-def summary_line(record: Record) -> str:
-    """One line per finished record: status, variant, pass, case, median ± IQR/median, GB/s, % of roofline."""
-    key = f"{record.family}.{record.variant}"
-    head = f"{record.status:<8} {key:<24} {record.pass_:<7} {record.label}"
-    if record.stats is not None and record.status == "ok":
-        s = record.stats
-        text = f"{head}  {s.median_ms:9.3f} ms ±{100 * s.iqr_ms / s.median_ms:4.1f}% n={s.n}"
-        r = record.roofline
-        if r is not None and r.achieved_gbps is not None:
-            text += f"  {r.achieved_gbps:7.2f} GB/s"
-        if r is not None and r.pct_of_roofline is not None:
-            text += f"  {r.pct_of_roofline:5.1f}% of roofline ({r.bound_by})"
-        return text
-    why = record.error or "; ".join(record.reasons)
-    return f"{head}  {why[:160]}"
 
 
 def roofline_line(line: Roofline) -> str:
